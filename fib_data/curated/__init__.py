@@ -1,0 +1,1 @@
+"""Sources of the shipped dataset: definitions with PyTorch references, workloads, baselines."""
