@@ -37,8 +37,11 @@ def serialize(tensors: Mapping[str, Any]) -> bytes:
 
 
 class BlobStore:
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, remote=None):
         self.root = Path(root)
+        #: ``fetch(sha, path)`` that downloads a blob missing here. A folder made by ``fib pull``
+        #: gets one (see fib_data.hub.RemoteBlobs); ``remote=False`` turns it off.
+        self.remote = _pulled_from(self.root.parent) if remote is None else remote
 
     def path_for(self, sha: str) -> Path:
         if not _SHA.match(sha or ""):
@@ -61,6 +64,8 @@ class BlobStore:
 
     def get_bytes(self, sha: str) -> bytes:
         path = self.path_for(sha)
+        if not path.is_file() and self.remote:
+            self.remote(sha, path)
         if not path.is_file():
             raise BlobError(f"blob {sha} is missing ({path})")
         data = path.read_bytes()
@@ -93,6 +98,12 @@ class BlobStore:
 
     def all(self) -> list[str]:
         return sorted(p.stem for p in self.root.glob("*/*.safetensors"))
+
+
+def _pulled_from(folder: Path):
+    from .hub import RemoteBlobs
+
+    return RemoteBlobs.of_folder(folder)
 
 
 def _check_safetensors_header(data: bytes) -> None:

@@ -64,11 +64,320 @@ def info(dataset: Path = DatasetArg) -> None:
 
 
 @app.command()
+def build(dataset: Path = DatasetArg,
+          profile: str = typer.Option("full", help="Workload spread: full (serving ranges) or "
+                                      "cpu (tiny shapes that run on a CPU).")) -> None:
+    """Build the curated dataset (definitions, workloads + blobs, solutions, card) reproducibly."""
+    from .curated.build import build_dataset
+
+    try:
+        ds = build_dataset(dataset, profile=profile)
+    except ValueError as exc:
+        _fail(str(exc))
+    counts = ", ".join(f"{ds.count(t)} {t}" for t in ("definitions", "workloads", "solutions"))
+    console.print(f"built {ds.root} ({profile} profile): {counts}", soft_wrap=True)
+
+
+@app.command()
 def demo(dataset: Path = DatasetArg) -> None:
     """The main job on the embedded defaults: build, validate, summarise."""
     from .pipeline import run_demo
 
     run_demo(dataset, console)
+
+
+@app.command("import-json")
+def import_json(src: Path = typer.Argument(..., help="FlashInfer Trace folder (either generation)."),
+                dst: Path = DatasetArg,
+                skip_invalid: bool = typer.Option(False, help="Import the rows that resolve; "
+                                                  "list the others in a rejects report."),
+                rejects: Optional[Path] = typer.Option(None, help="Where to write the rejects "
+                                                       "report (default DST/imports/).")) -> None:
+    """Import definitions/, workloads/, solutions/, traces/ (+ blob/) into a dataset folder."""
+    from .errors import DataError
+    from .interop import import_json as run_import
+
+    try:
+        result = run_import(src, dst, skip_invalid=skip_invalid, rejects_path=rejects)
+    except (DataError, FileExistsError, FileNotFoundError) as exc:
+        for problem in getattr(exc, "problems", []):
+            err.print(str(problem), markup=False, highlight=False, soft_wrap=True)
+        _fail(str(exc).splitlines()[0])
+    console.print(f"imported into {dst}: " + ", ".join(f"{v} {k}" for k, v in result.counts.items()))
+    if result.rejects_path:
+        console.print(f"skipped {len(result.rejects)} row(s); reasons in {result.rejects_path}")
+
+
+@app.command("export-json")
+def export_json(dataset: Path = typer.Argument(..., help="Dataset folder."),
+                out: Path = typer.Argument(..., help="New folder for the FlashInfer Trace JSON.")) -> None:
+    """Write a dataset in the FlashInfer Trace JSON layout (loadable by TraceSet.from_path)."""
+    from .errors import DataError
+    from .interop import export_json as run_export
+
+    try:
+        counts = run_export(dataset, out)
+    except (DataError, FileExistsError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    console.print(f"exported to {out}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+
+
+@app.command()
+def validate(dataset: Path = DatasetArg) -> None:
+    """Check keys, references, axes, shapes, dtypes, code, blobs and paths; exit 1 on any problem."""
+    from .validate import validate_dataset
+
+    try:
+        problems = validate_dataset(dataset)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    for problem in problems:
+        err.print(str(problem), markup=False, highlight=False, soft_wrap=True)
+    if problems:
+        _fail(f"{len(problems)} problem(s) in {dataset}")
+    console.print(f"OK: {dataset} is valid", highlight=False)
+
+
+@app.command()
+def publish(dataset: Path = typer.Argument(..., help="Dataset folder."),
+            repo: str = typer.Option(..., help="Hub dataset repo, ORG/NAME."),
+            tag: Optional[str] = typer.Option(None, help="Tag the snapshot, e.g. v2026.11.23."),
+            message: Optional[str] = typer.Option(None, help="Commit title (default: a summary)."),
+            create_pr: bool = typer.Option(False, "--create-pr", help="Open a pull request instead."),
+            force: bool = typer.Option(False, "--force", help="Move the tag if it exists.")) -> None:
+    """Validate, upload what changed since the Hub's head in one commit, then tag it."""
+    from .errors import DataError
+    from .hub import HubError, publish as run_publish
+
+    try:
+        done = run_publish(dataset, repo, tag=tag, message=message, create_pr=create_pr, force=force)
+    except (DataError, HubError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    what = (f"{done['title']}: {len(done['uploaded'])} file(s), {done['bytes']} bytes"
+            if done["committed"] else "nothing changed since the Hub's head; no commit")
+    console.print(f"{repo}@{done['commit'][:12]}: {what}", highlight=False)
+    if done["pull_request"]:
+        console.print(f"opened pull request {done['pull_request']}", highlight=False)
+    if done["tag"]:
+        console.print(f"tagged {done['tag']}", highlight=False)
+
+
+@app.command()
+def pull(repo: str = typer.Argument(..., help="Hub dataset repo, ORG/NAME."),
+         revision: Optional[str] = typer.Option(None, help="Tag, branch or commit (default main)."),
+         to: Optional[Path] = typer.Option(None, help="Target folder (default: NAME)."),
+         table: Optional[list[str]] = typer.Option(None, help="Only these tables (repeatable)."),
+         blobs: bool = typer.Option(False, "--blobs", help="Download all blobs now, not on demand.")) -> None:
+    """Download one snapshot and verify its hashes; missing blobs are fetched when read."""
+    from .hub import HubError, pull as run_pull
+
+    try:
+        folder = run_pull(repo, revision=revision, to=to, tables=table, blobs=blobs)
+    except (HubError, ValueError) as exc:
+        _fail(str(exc))
+    console.print(f"pulled {repo}@{revision or 'main'} into {folder}", highlight=False)
+
+
+@app.command()
+def snapshots(repo: str = typer.Argument(..., help="Hub dataset repo, ORG/NAME.")) -> None:
+    """Tagged snapshots with their commit, date and row counts per table."""
+    from .hub import HubError, snapshots as list_snapshots
+    from .schema import TABLES
+
+    try:
+        snaps = list_snapshots(repo)
+    except HubError as exc:
+        _fail(str(exc))
+    print_rows(f"snapshots of {repo}", ["tag", "commit", "date", *TABLES],
+               [(s["tag"], s["commit"][:12], s["snapshot_date"] or s["date"],
+                 *(s["rows"].get(t) for t in TABLES)) for s in snaps])
+
+
+def _emit(frame, title: str, fmt: str, out: Optional[Path]) -> None:
+    from .query import write_frame
+
+    if fmt == "table":
+        print_rows(title, frame.columns, frame.rows())
+        return
+    try:
+        text = write_frame(frame, fmt, out)
+    except ValueError as exc:
+        _fail(str(exc))
+    if text is not None:
+        print(text, end="" if text.endswith("\n") else "\n")
+
+
+FormatOpt = typer.Option("table", "--format", help="table, csv, json or parquet (parquet needs --out).")
+OutOpt = typer.Option(None, "--out", help="Write the result to this file.")
+
+
+@app.command()
+def query(name: Optional[str] = typer.Argument(None, help="Query name (queries/NAME.sql); omit to list."),
+          dataset: Path = DatasetArg,
+          param: list[str] = typer.Option([], "--param", help="NAME=VALUE, repeatable; lists as a,b,c."),
+          fmt: str = FormatOpt, out: Optional[Path] = OutOpt) -> None:
+    """Run a named SQL query from queries/ over the dataset."""
+    import duckdb
+
+    from .query import list_queries, run_query
+
+    if name is None:
+        for q in list_queries():
+            console.print(f"[bold]{q.name}[/bold]  {q.summary}", highlight=False)
+            for p in q.params:
+                console.print(f"    --param {p.name}=...  {p.doc} (default {p.default})", highlight=False)
+        return
+    pairs = [p.partition("=") for p in param]
+    if any(not sep for _, sep, _ in pairs):
+        _fail("--param takes NAME=VALUE")
+    try:
+        frame = run_query(dataset, name, {k: v for k, _, v in pairs})
+    except (ValueError, FileNotFoundError, duckdb.Error) as exc:
+        _fail(str(exc))
+    _emit(frame, name, fmt, out)
+
+
+@app.command()
+def sql(statement: str = typer.Argument(..., help="SQL over definitions, workloads, solutions, evaluations."),
+        dataset: Path = DatasetArg, fmt: str = FormatOpt, out: Optional[Path] = OutOpt) -> None:
+    """Run ad-hoc SQL (DuckDB) over the four tables and the macros of queries/_macros.sql."""
+    import duckdb
+
+    from .query import run_sql
+
+    try:
+        frame = run_sql(dataset, statement)
+    except (duckdb.Error, FileNotFoundError) as exc:
+        _fail(str(exc))
+    _emit(frame, "sql", fmt, out)
+
+
+@app.command()
+def diff(old: str = typer.Argument(..., help="Older dataset folder, or ORG/NAME@revision on the Hub."),
+         new: str = typer.Argument(..., help="Newer dataset folder, or ORG/NAME@revision on the Hub."),
+         fmt: str = FormatOpt, out: Optional[Path] = OutOpt) -> None:
+    """Rows added or removed per table, and latency regressions, between two snapshots."""
+    import tempfile
+
+    from .hub import HubError, materialize
+    from .query import diff_datasets
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="fib-diff-") as tmp:
+            frame = diff_datasets(materialize(old, tmp), materialize(new, tmp))
+    except (FileNotFoundError, HubError) as exc:
+        _fail(str(exc))
+    if fmt != "table":
+        _emit(frame, "changes", fmt, out)
+        return
+    if frame.height == 0:
+        console.print(f"no changes from {old} to {new}")
+        return
+    counts = frame.group_by("change", "table_name").len().sort("change", "table_name")
+    print_rows(f"{old} -> {new}", counts.columns, counts.rows())
+    shown = frame.filter(frame["change"].is_in(["regression", "broken"])).select(
+        "change", "solution", "workload_uuid", "hardware", "old_latency_ms", "new_latency_ms", "spread_ms")
+    if shown.height:
+        print_rows("regressions (all rows: --format csv)", shown.columns, shown.head(200).rows())
+
+
+@app.command()
+def report(dataset: Path = DatasetArg,
+           out: Path = typer.Option(Path("report"), "--out", help="Folder for the static site.")) -> None:
+    """Write a static HTML leaderboard site (works offline) from the queries in queries/."""
+    from .dataset import Dataset
+    from .report import build_report
+
+    try:
+        ds = Dataset(dataset)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    index = build_report(ds, out)
+    console.print(f"wrote {index}")
+
+
+@app.command()
+def bench(dataset: Path = DatasetArg,
+          definition: Optional[list[str]] = typer.Option(None, help="Definition name (repeatable)."),
+          solution: Optional[list[str]] = typer.Option(None, help="Solution name (repeatable)."),
+          workload: Optional[list[str]] = typer.Option(None, help="Workload uuid (repeatable)."),
+          devices: str = typer.Option("auto", help="cuda:0,cuda:1 | cpu | cpu,cpu | auto."),
+          timeout: float = typer.Option(300.0, help="Seconds per evaluation (builds get --build-timeout more)."),
+          build_timeout: float = typer.Option(600.0, help="Extra seconds for a solution's first build."),
+          backend: str = typer.Option("local", help="local | ray."),
+          address: Optional[str] = typer.Option(None, help="Ray cluster address (backend ray)."),
+          cuda_graph: bool = typer.Option(False, "--cuda-graph", help="Time by CUDA-graph replay."),
+          trials: int = typer.Option(3, help="Correctness trials with fresh inputs."),
+          reps: Optional[int] = typer.Option(None, help="Timed calls (default 50 GPU, 10 CPU)."),
+          warmup_ms: Optional[float] = typer.Option(None, help="Warm-up budget (default 25 GPU, 5 CPU)."),
+          seed: int = typer.Option(0, help="Base seed for inputs.")) -> None:
+    """Evaluate solutions on workloads; writes data/evaluations/run-<id>.parquet (resumable)."""
+    from .dataset import Dataset
+    from .executor.bench import BenchOptions, parse_devices
+    from .executor.progress import run_with_progress
+
+    try:
+        Dataset(dataset)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    options = BenchOptions(trials=trials, reps=reps, warmup_ms=warmup_ms, cuda_graph=cuda_graph, seed=seed,
+                           timeout=timeout, build_timeout=build_timeout)
+    from .executor.worker import WorkerFault
+
+    try:
+        run_with_progress(console, root=dataset, definitions=definition, solutions=solution, workloads=workload,
+                          devices=["cuda"] if backend == "ray" and devices == "auto" else parse_devices(devices),
+                          backend=backend, address=address, options=options)
+    except WorkerFault as exc:
+        _fail(f"a device worker could not start: {exc}")
+
+
+@app.command()
+def ingest(sources: list[Path] = typer.Argument(..., help="Log files, dump/trace folders, request traces."),
+           model: str = typer.Option(..., help="Shipped model name (llama-3.1-8b, ...) or a config.json path."),
+           into: Path = typer.Option(..., "--into", help="Dataset folder to add workloads to."),
+           tp: int = typer.Option(1, help="Tensor-parallel degree of the serving run."),
+           page_size: int = typer.Option(1, help="KV-cache page size (tokens per page)."),
+           fmt: str = typer.Option("auto", "--format", help="auto | sglang | vllm | flashinfer_log | "
+                                   "flashinfer_dump | fib_trace | sharegpt | burstgpt | azure | mooncake."),
+           bucketing: str = typer.Option("pow2", help="exact | pow2 | page (recorded in provenance)."),
+           strict: bool = typer.Option(False, "--strict", help="Fail (adding nothing) if any input is skipped."),
+           decode_log_interval: int = typer.Option(40, help="SGLang --decode-log-interval of the run."),
+           rank: Optional[str] = typer.Option(None, help="SGLang rank tag to keep (default: first per DP group)."),
+           kv_capacity: Optional[int] = typer.Option(None, help="vLLM KV capacity in tokens (else startup line)."),
+           max_running_requests: int = typer.Option(256, help="Simulator: max running requests."),
+           chunked_prefill_size: int = typer.Option(8192, help="Simulator: prefill token budget per step."),
+           chars_per_token: float = typer.Option(4.0, help="ShareGPT token estimate without a tokenizer."),
+           tokenizer: Optional[Path] = typer.Option(None, help="tokenizer.json for ShareGPT token counts.")) -> None:
+    """Turn serving logs / request traces into weighted workloads (atomic; prints a summary)."""
+    from .ingest import IngestError, IngestOptions
+    from .ingest import ingest as run_ingest
+    from .ingest.simulator import SimulatorOptions
+
+    options = IngestOptions(model=model, tp=tp, page_size=page_size, fmt=fmt, bucketing=bucketing,
+                            strict=strict, decode_log_interval=decode_log_interval, rank=rank,
+                            kv_capacity=kv_capacity, chars_per_token=chars_per_token,
+                            tokenizer=str(tokenizer) if tokenizer else None,
+                            simulator=SimulatorOptions(max_running_requests, chunked_prefill_size))
+    try:
+        report = run_ingest(sources, options, into)
+    except (IngestError, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    console.print(report.render(), highlight=False, markup=False)
+
+
+@app.command()
+def dispatch(dataset: Path = DatasetArg,
+             hardware: str = typer.Option("auto", help="Hardware name as stored, or auto (this machine)."),
+             engine: str = typer.Option("auto", help="auto, sql (DuckDB) or arrow (pyarrow only).")) -> None:
+    """The dispatch table apply() would use: per definition and shape, correct solutions, fastest first."""
+    from .apply import build_table, detect_hardware
+    from .apply.report import table_text
+    from .dataset import Dataset
+
+    ds = Dataset(dataset)
+    typer.echo(table_text(build_table(ds, detect_hardware(ds) if hardware == "auto" else hardware,
+                                      engine=engine)))
 
 
 def main() -> None:

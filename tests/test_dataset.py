@@ -96,9 +96,10 @@ def test_failed_write_leaves_folder_as_it_was(built, monkeypatch):
 
 def test_blobs_are_content_addressed_and_verified(built):
     a = {"kv_indptr": np.array([0, 3, 7], dtype=np.int32)}
+    before = set(built.blobs.all())  # the curated build already stores workload blobs
     sha1 = built.blobs.put(a)
     sha2 = built.blobs.put({"kv_indptr": np.array([0, 3, 7], dtype=np.int32)})
-    assert sha1 == sha2 and built.blobs.all() == [sha1]
+    assert sha1 == sha2 and set(built.blobs.all()) - before == {sha1}
     np.testing.assert_array_equal(built.blobs.load(sha1)["kv_indptr"], a["kv_indptr"])
     path = built.blobs.path_for(sha1)
     data = bytearray(path.read_bytes())
@@ -129,7 +130,8 @@ def test_load_dataset_from_parent_folder(built, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
     for table in ("definitions", "workloads", "solutions"):
-        d = datasets.load_dataset("flashinfer-bench", table, split="train")
+        # cache_dir: HF_DATASETS_CACHE is read at import, so a stale default cache could answer.
+        d = datasets.load_dataset("flashinfer-bench", table, split="train", cache_dir=str(tmp_path / "cache"))
         assert d.num_rows == built.count(table)
         assert list(d.features) == SCHEMAS[table].names
 

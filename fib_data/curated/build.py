@@ -1,54 +1,60 @@
-"""``fib build``: the shipped dataset, made reproducibly from the sources in this package."""
+"""``fib build``: the shipped dataset, made reproducibly from the sources in this package.
+
+Definitions come from ``catalog.definitions()``, workloads from ``workloads.default_workloads``
+(blobs into the dataset's store), solutions from ``solutions.solutions(definitions)`` when that
+module exists (the baseline solutions), else the seed torch RMSNorm solution. Rebuilding writes
+the same rows and the same blobs; the evaluations table is left as it is.
+"""
 
 from __future__ import annotations
 
-import uuid
+import importlib
 from pathlib import Path
 
 from ..dataset import Dataset
 from ..hashing import solution_hash
 from . import rmsnorm
-
-#: Fixed namespace so that the same curated workload always gets the same uuid.
-_NAMESPACE = uuid.UUID("5d1c43b6-6f38-4d53-9a5b-2f2f6f0c9a11")
-
-
-def workload_uuid(definition: str, axes: dict[str, int], tag: str = "") -> str:
-    key = definition + "|" + ",".join(f"{k}={v}" for k, v in sorted(axes.items())) + "|" + tag
-    return str(uuid.uuid5(_NAMESPACE, key))
+from .catalog import definitions as curated_definitions
+from .workloads import PROFILES, default_workloads
 
 
-def _solution(definition: dict, name: str, language: str, source: str, author: str = "fib-data",
-              description: str = "", dps: bool = True) -> dict:
+def seed_solutions(definitions: list[dict]) -> list[dict]:
+    """The plain-torch RMSNorm baseline, used until the curated solutions package is present."""
+    target = rmsnorm.DEFINITION["name"]
+    if target not in {d["name"] for d in definitions}:
+        return []
     row = {
-        "name": name, "definition": definition["name"], "author": author,
-        "description": description, "language": language, "target_hardware": ["cpu", "cuda"],
-        "entry_point": "main.py::run", "destination_passing_style": dps, "binding": None,
-        "dependencies": ["torch"], "sources": [{"path": "main.py", "content": source}],
+        "name": f"{target}_torch", "definition": target, "author": "fib-data",
+        "description": "plain torch, fp32 math", "language": "python",
+        "target_hardware": ["cpu", "cuda"], "entry_point": "main.py::run",
+        "destination_passing_style": True, "binding": None, "dependencies": ["torch"],
+        "sources": [{"path": "main.py", "content": rmsnorm.TORCH_SOLUTION}],
     }
     row["content_hash"] = solution_hash(row)
-    return row
+    return [row]
 
 
-def _workloads(definition: dict, batch_sizes: list[int]) -> list[dict]:
-    return [{
-        "uuid": workload_uuid(definition["name"], {"batch_size": b}),
-        "definition": definition["name"],
-        "axes": [{"name": "batch_size", "value": b}],
-        "inputs": [{"name": i["name"], "type": "random", "value": None, "sha256": None,
-                    "tensor_key": None} for i in definition["inputs"]],
-        "weight": 1, "source_kind": "curated", "source_file": None, "model": "llama-3.1-8b",
-        "engine": None, "observed_at": None, "measured_axes": [], "bucketing": "exact",
-        "notes": "curated default range",
-    } for b in batch_sizes]
+def curated_solutions(definitions: list[dict]) -> list[dict]:
+    try:
+        module = importlib.import_module(f"{__package__}.solutions")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__package__}.solutions":
+            raise
+        return seed_solutions(definitions)
+    if not hasattr(module, "solutions"):  # the package is being written; keep the seed working
+        return seed_solutions(definitions)
+    return sorted(module.solutions(definitions), key=lambda r: r["name"])
 
 
-def build_dataset(root: str | Path) -> Dataset:
+def build_dataset(root: str | Path, profile: str = "cpu") -> Dataset:
+    """Write the curated definitions, workloads (+ blobs) and solutions into ``root``; then the card."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
     ds = Dataset.create(root, card=False)
-    definition = rmsnorm.DEFINITION
-    ds.replace("definitions", [definition])
-    ds.replace("workloads", _workloads(definition, [1, 7, 64]))
-    ds.replace("solutions", [_solution(definition, "rmsnorm_h4096_torch", "python",
-                                       rmsnorm.TORCH_SOLUTION, description="plain torch, fp32 math")])
+    defs = curated_definitions()
+    workloads = [w for d in defs for w in default_workloads(d, ds.blobs, profile)]
+    ds.replace("definitions", defs)
+    ds.replace("workloads", workloads)
+    ds.replace("solutions", curated_solutions(defs))
     ds.write_card()
     return ds

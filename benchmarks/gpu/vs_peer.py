@@ -1,0 +1,152 @@
+"""Upstream flashinfer-bench 0.1.2 vs our executor on the same solutions and workloads.
+
+    python benchmarks/gpu/vs_peer.py [--quick]      # ~3-4 min on an H100; logs to $OUT if set
+
+Both run at their own defaults on one GPU (peer: warmup 10, 50 iterations x 3 trials, persistent
+worker; ours: 3 trials, 50 timed calls over rotating inputs, spawn worker). Reported: evaluations
+per GPU-minute (wall time of the whole benchmark call, worker start included) and per-pair
+agreement of the median latencies (ours / peer - 1). The peer wheel and its pure dependencies are
+taken from benchmarks/gpu/wheels/ when they are not installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+import zipfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import bench_kernels as K  # noqa: E402
+
+BATCHES = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024]
+
+
+def plan(quick: bool):
+    batches = BATCHES[::4] if quick else BATCHES
+    defs = [(K.rmsnorm(4096), "rmsnorm", "batch_size"), (K.rmsnorm(8192), "rmsnorm", "batch_size"),
+            (K.silu_mul(14336), "silu_and_mul", "batch_size"), (K.gemm(4096, 4096), "gemm", "m")]
+    return [(d, [{axis: b} for b in batches]) for d, _, axis in defs], {d["name"]: f for d, f, _ in defs}
+
+
+def vendor_wheels(target: Path) -> list[str]:
+    """Make wheels in wheels/ importable when their module is missing (and the wheel fits this Python)."""
+    added = []
+    tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    for wheel in sorted((HERE / "wheels").glob("*.whl")):
+        module = wheel.name.split("-")[0]
+        if importlib.util.find_spec(module) is not None:
+            continue
+        if "-py3-none-" not in wheel.name and f"-{tag}-" not in wheel.name and "abi3" not in wheel.name:
+            continue
+        zipfile.ZipFile(wheel).extractall(target)
+        added.append(wheel.name)
+    if added:
+        sys.path.insert(0, str(target))
+    return added
+
+
+def run_peer(trace_dir: Path) -> tuple[dict, float, int]:
+    from flashinfer_bench.bench import Benchmark, BenchmarkConfig
+    from flashinfer_bench.data import TraceSet
+
+    started = time.monotonic()
+    ts = TraceSet.from_path(str(trace_dir))
+    bench = Benchmark(ts, BenchmarkConfig())
+    try:
+        result = bench.run_all(dump_traces=False)
+    finally:
+        bench.close()
+    wall = time.monotonic() - started
+    out, n = {}, 0
+    for traces in result.traces.values():
+        for t in traces:
+            n += 1
+            ev = t.evaluation
+            lat = ev.performance.latency_ms if ev.performance else None
+            out[(t.solution, t.workload.uuid)] = {"status": ev.status.value, "latency_ms": lat}
+    return out, wall, n
+
+
+def run_ours(root: Path) -> tuple[dict, float, int]:
+    from fib_data.executor.bench import BenchOptions, run_bench
+
+    started = time.monotonic()
+    result = run_bench(root, devices=[K.DEVICE], options=BenchOptions())
+    wall = time.monotonic() - started
+    out = {(r["solution"], r["workload_uuid"]): {"status": r["status"], "latency_ms": r["latency_ms"],
+                                                 "flags": r["flags"]} for r in result["rows"]}
+    return out, wall, len(result["rows"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="5 batch sizes instead of 20")
+    parser.add_argument("--skip-peer", action="store_true")
+    args = parser.parse_args()
+    report: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        steps, families = plan(args.quick)
+        ds = K.dataset(tmp / "ds", steps, families)
+        from fib_data.interop import export_json
+
+        export_json(ds, tmp / "trace")
+        report["evaluations_planned"] = ds.count("solutions") and sum(
+            len(a) * sum(1 for s in ds.read("solutions").to_pylist() if s["definition"] == d["name"])
+            for d, a in steps)
+        peer = ours = None
+        if not args.skip_peer:
+            try:
+                report["vendored"] = vendor_wheels(tmp / "vendor")
+                peer = run_peer(tmp / "trace")
+                print(f"peer: {peer[2]} evaluations in {peer[1]:.1f} s", flush=True)
+            except Exception:
+                traceback.print_exc()
+                report["peer_error"] = traceback.format_exc()[-1500:]
+        try:
+            ours = run_ours(tmp / "ds")
+            print(f"ours: {ours[2]} evaluations in {ours[1]:.1f} s", flush=True)
+        except Exception:
+            traceback.print_exc()
+            report["ours_error"] = traceback.format_exc()[-1500:]
+    for name, res in (("peer", peer), ("ours", ours)):
+        if res:
+            rows, wall, n = res
+            statuses: dict[str, int] = {}
+            for r in rows.values():
+                statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+            report[name] = {"evaluations": n, "wall_s": wall, "evals_per_gpu_minute": n / (wall / 60),
+                            "statuses": statuses}
+    if peer and ours:
+        ratios = []
+        for key, mine in ours[0].items():
+            theirs = peer[0].get(key)
+            if theirs and mine["latency_ms"] and theirs["latency_ms"] and mine["status"] == theirs["status"] == "PASSED":
+                ratios.append(mine["latency_ms"] / theirs["latency_ms"])
+        if ratios:
+            dev = sorted(abs(r - 1) for r in ratios)
+            report["agreement"] = {
+                "pairs": len(ratios), "median_ratio_ours_over_peer": statistics.median(ratios),
+                "median_abs_diff_pct": 100 * statistics.median(dev),
+                "within_3pct": sum(d <= 0.03 for d in dev) / len(dev),
+                "p90_abs_diff_pct": 100 * dev[int(0.9 * (len(dev) - 1))]}
+        report["throughput_ratio_ours_over_peer"] = (report["ours"]["evals_per_gpu_minute"]
+                                                     / report["peer"]["evals_per_gpu_minute"])
+    print(json.dumps({k: v for k, v in report.items() if not k.endswith("_error")}, indent=2, default=str))
+    for k in ("peer_error", "ours_error"):
+        if k in report:
+            print(f"{k}:\n{report[k]}")
+    K.save_json("vs_peer.json", report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""``fib bench``: select jobs from a dataset, run them on device agents, store evaluation rows."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ..dataset import Dataset
+from ..hashing import environment_hash
+from . import store
+from .verdict import evaluation_row
+
+
+@dataclass
+class BenchOptions:
+    trials: int = 3
+    reps: int | None = None          # timed calls; default 50 on GPU, 10 on CPU
+    warmup_ms: float | None = None   # default 25 ms on GPU, 5 ms on CPU
+    cuda_graph: bool = False
+    l2_flush: bool = True
+    seed: int = 0
+    timeout: float = 300.0
+    build_timeout: float = 600.0
+    required_matched_ratio: float = 1.0
+    pool_bytes: int = 1 << 30        # memory for distinct timing input sets per workload
+    salt: str = field(default_factory=lambda: secrets.token_hex(8))
+
+    def resolved(self, gpu: bool) -> dict:
+        out = asdict(self)
+        out["reps"] = self.reps if self.reps is not None else (50 if gpu else 10)
+        out["warmup_ms"] = self.warmup_ms if self.warmup_ms is not None else (25.0 if gpu else 5.0)
+        return out
+
+    def public(self, gpu: bool) -> dict:
+        return {k: v for k, v in self.resolved(gpu).items() if k != "salt"}
+
+
+def parse_devices(spec: str) -> list[str]:
+    """'cuda:0,cuda:1', 'cpu', 'cpu,cpu' (two CPU workers), 'cuda' or 'auto' (every GPU, else cpu)."""
+    items = [s.strip() for s in spec.split(",") if s.strip()]
+    if items in (["auto"], ["cuda"]):
+        import torch
+
+        n = torch.cuda.device_count()
+        return [f"cuda:{i}" for i in range(n)] if n else ["cpu"]
+    return items
+
+
+def _match(value: str, wanted: Sequence[str] | None) -> bool:
+    return not wanted or value in wanted
+
+
+def select_jobs(ds: Dataset, definitions=None, solutions=None, workloads=None) -> list[dict]:
+    defs = {d["name"]: d for d in ds.read("definitions").to_pylist() if _match(d["name"], definitions)}
+    sols = [s for s in ds.read("solutions").to_pylist()
+            if s["definition"] in defs and _match(s["name"], solutions)]
+    wls = [w for w in ds.read("workloads").to_pylist()
+           if w["definition"] in defs and _match(w["uuid"], workloads)]
+    blobs: dict[str, bytes] = {}
+    jobs = []
+    for w in wls:
+        shas = {i["sha256"] for i in w["inputs"] if i["type"] == "safetensors"}
+        for sha in shas - blobs.keys():
+            blobs[sha] = ds.blobs.get_bytes(sha)
+        for s in sols:
+            if s["definition"] == w["definition"]:
+                jobs.append({"definition": defs[w["definition"]], "workload": w, "solution": s,
+                             "blobs": {sha: blobs[sha] for sha in shas}})
+    return jobs
+
+
+def make_agents(devices: list[str], backend: str, address: str | None):
+    if backend == "ray":
+        from .ray_backend import ray_agents
+
+        return ray_agents(address, devices)
+    from .scheduler import LocalAgent
+
+    return [LocalAgent(f"{d}#{i}" if devices.count(d) > 1 else d, d) for i, d in enumerate(devices)]
+
+
+def run_bench(root: str | Path, *, definitions=None, solutions=None, workloads=None,
+              devices: Sequence[str] = ("cpu",), backend: str = "local", address: str | None = None,
+              options: BenchOptions | None = None,
+              on_start: Callable[[int, int], None] | None = None,
+              on_row: Callable[[dict], None] | None = None) -> dict:
+    """Evaluate the selected (solution, workload) pairs not evaluated yet in this environment."""
+    from .scheduler import Scheduler
+
+    ds = Dataset(root)
+    options = options or BenchOptions()
+    recovered = store.recover(ds)
+    jobs = select_jobs(ds, definitions, solutions, workloads)
+    agents = make_agents(list(devices), backend, address)
+    try:
+        infos = [a.start() for a in agents]
+        for agent, info in zip(agents, infos):
+            agent.environment = info["environment"]
+        env_hashes = {environment_hash(i["environment"]) for i in infos}
+        done = store.done_keys(ds)
+        todo = [j for j in jobs if not any((j["solution"]["content_hash"], j["workload"]["uuid"], h) in done
+                                           for h in env_hashes)]
+        gpu = any(a.device.startswith("cuda") for a in agents)
+        resolved = options.resolved(gpu)
+        for job in todo:
+            job["options"] = resolved
+        run = store.RunStore(ds, store.new_run_id())
+        run.start(backend=backend, devices=[a.name for a in agents], options=options.public(gpu),
+                  selected=len(jobs), to_run=len(todo), recovered_runs=recovered,
+                  environments=[i["environment"] for i in infos])
+        if on_start:
+            on_start(len(jobs), len(todo))
+        rows: list[dict] = []
+
+        def record(job, raw, agent):
+            row = evaluation_row(job, raw, run.run_id, agent.device, resolved)
+            run.add([row])
+            rows.append(row)
+            if on_row:
+                on_row(row)
+
+        Scheduler(agents, options.timeout, options.build_timeout, record).run(todo)
+    finally:
+        for agent in agents:
+            try:
+                agent.stop()
+            except Exception:
+                pass
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    path = run.finish(evaluations=len(rows), statuses=counts)
+    return {"run_id": run.run_id, "selected": len(jobs), "skipped_done": len(jobs) - len(todo),
+            "rows": rows, "part_file": path, "statuses": counts}
+

@@ -1,0 +1,239 @@
+"""One evaluation inside the worker: correctness trials, then timing over rotating input sets.
+
+Returns raw measurements only (per-trial statistics, timing samples, what integrity checks saw);
+``verdict.py`` in the parent decides the status from them.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from . import correctness as cx
+from . import timing
+from .build import BuildError, build_solution
+from .inputs import axis_values, make_inputs, trial_seed
+from .integrity import Snapshot, watch_calls_into
+from .reference import REFERENCE_FILES, load_reference, normalize_outputs
+
+_POOL_SEED_BASE = 1_000_000  # pool sets never share a seed with correctness trials
+
+
+@dataclass
+class Pool:
+    """Distinct input sets for timing a workload, the reference's outputs and timing on them."""
+    sets: list[list]
+    fingerprints: list[list]
+    ref_outputs: list[tuple | None]
+    ref_timing: dict = field(default_factory=dict)
+    dirty: bool = False
+
+
+@dataclass
+class WorkerState:
+    device: str
+    snapshot: Snapshot
+    pools: dict = field(default_factory=dict)
+    flush: Any = None
+
+
+def _sync(device: str) -> Callable[[], None]:
+    if device.startswith("cuda"):
+        return timing._cuda["synchronize"]
+    return lambda: None
+
+
+def _tail(limit: int = 3000) -> str:
+    return traceback.format_exc()[-limit:]
+
+
+def _set_bytes(values) -> int:
+    import torch
+
+    return sum(v.numel() * v.element_size() for v in values if isinstance(v, torch.Tensor))
+
+
+def evaluate(state: WorkerState, job: Mapping) -> dict:
+    opts, definition, solution = job["options"], job["definition"], job["solution"]
+    raw: dict[str, Any] = {"trials": [], "timing": None, "reference_timing": None, "tampered": [],
+                           "build_error": None, "reference_error": None, "fatal": False}
+    try:
+        reference = load_reference(definition)
+    except Exception:
+        raw["reference_error"] = _tail()
+        return raw
+    try:
+        fn = build_solution(solution, state.device)
+    except BuildError as exc:
+        raw["build_error"] = str(exc)[-3000:]
+        return _finish(state, raw)
+    try:
+        ok = _trials(state, job, reference, fn, raw)
+        if ok and opts.get("reps", 0) > 0:
+            _timing(state, job, reference, fn, raw)
+    except Exception as exc:
+        raw["trials"].append({"error": _tail(), "outputs": []})
+        raw["fatal"] = _fatal(exc)
+    return _finish(state, raw)
+
+
+def _fatal(exc: BaseException) -> bool:
+    """A CUDA error other than OOM leaves the context unusable: the worker must be replaced."""
+    text = f"{type(exc).__name__}: {exc}"
+    return ("CUDA" in text or "cuda" in text) and "out of memory" not in text
+
+
+def _finish(state: WorkerState, raw: dict) -> dict:
+    raw["tampered"] = state.snapshot.changed()
+    if state.device.startswith("cuda"):
+        import torch
+
+        torch.cuda.empty_cache()
+    return raw
+
+
+def _inputs(state: WorkerState, job: Mapping, index: int) -> list:
+    opts = job["options"]
+    seed = trial_seed(opts.get("seed", 0), job["workload"]["uuid"], index, opts.get("salt", ""))
+    values = make_inputs(job["definition"], job["workload"], job["blobs"], state.device, seed)
+    return list(values.values())
+
+
+def _call_args(job: Mapping, args: list, device: str) -> tuple[list, list]:
+    """Arguments for one call and the DPS output buffers (NaN-poisoned), if any."""
+    if not job["solution"]["destination_passing_style"]:
+        return args, []
+    axes = axis_values(job["definition"], job["workload"])
+    outs = cx.poisoned_outputs(job["definition"], axes, device)
+    return [*args, *outs], outs
+
+
+def _trials(state: WorkerState, job: Mapping, reference, fn, raw: dict) -> bool:
+    definition, device = job["definition"], state.device
+    names = [i["name"] for i in definition["inputs"]]
+    out_names = [o["name"] for o in definition["outputs"]]
+    ratio = job["options"].get("required_matched_ratio", 1.0)
+    sync = _sync(device)
+    for t in range(job["options"].get("trials", 3)):
+        try:
+            inputs = _inputs(state, job, t)
+            mine = cx.clone_inputs(inputs)
+            refs = reference(*inputs)
+            sync()
+        except Exception:
+            raw["reference_error"] = _tail()
+            return False
+        trial: dict[str, Any] = {"outputs": []}
+        raw["trials"].append(trial)
+        args, outs = _call_args(job, mine, device)
+        try:
+            with watch_calls_into(REFERENCE_FILES) as hits:
+                result = fn(*args)
+                sync()
+            if not outs:
+                outs = list(normalize_outputs(result, out_names))
+        except Exception as exc:
+            trial["error"] = _tail()
+            raw["fatal"] = _fatal(exc)
+            return False
+        trial["calls_reference"] = "; ".join(hits) or None
+        trial["input_mutated"] = ", ".join(cx.mutated(mine, inputs, names)) or None
+        trial["outputs"] = cx.output_stats(definition, outs, refs, mine)
+        if cx.trial_status(trial, ratio)[0] != "PASSED":
+            return False
+    return True
+
+
+def _pool(state: WorkerState, job: Mapping, reference) -> Pool:
+    key = (job["definition"]["name"], job["workload"]["uuid"], job["options"].get("seed", 0),
+           job["options"].get("reps"), bool(job["options"].get("cuda_graph")))
+    pool = state.pools.get(key)
+    if pool is not None and not pool.dirty:
+        return pool
+    state.pools.clear()  # one workload's sets at a time keeps device memory bounded
+    opts = job["options"]
+    first = _inputs(state, job, _POOL_SEED_BASE)
+    budget = int(opts.get("pool_bytes", 1 << 30))
+    n_sets = max(2, min(int(opts["reps"]), budget // max(_set_bytes(first), 1)))
+    sets = [first] + [_inputs(state, job, _POOL_SEED_BASE + i) for i in range(1, n_sets)]
+    pool = Pool(sets=sets, fingerprints=[cx.fingerprint(s) for s in sets], ref_outputs=[None] * n_sets)
+
+    def keep(i, result, args):
+        if pool.ref_outputs[i] is None:
+            pool.ref_outputs[i] = result
+
+    pool.ref_timing = _measure(state, job, reference, lambda i: pool.sets[i], keep, n_sets,
+                               warm_args=cx.clone_inputs(first))
+    state.pools[key] = pool
+    return pool
+
+
+def _measure(state: WorkerState, job: Mapping, fn, prepare, finish, n_sets: int, warm_args) -> dict:
+    opts, device = job["options"], state.device
+    sync = _sync(device)
+    timing.warm_up(lambda: fn(*warm_args), float(opts.get("warmup_ms", 25.0)), sync)
+    reps = int(opts["reps"])
+    if not device.startswith("cuda"):
+        return timing.measure_cpu(fn, prepare, finish, reps, n_sets)
+    if opts.get("cuda_graph"):
+        try:
+            return timing.measure_cuda_graph(fn, prepare, finish, reps, n_sets)
+        except Exception as exc:  # e.g. a reference that syncs (.item()) cannot be captured
+            sync()
+            fallback = f"graph capture failed ({type(exc).__name__}: {str(exc)[:200]}); timed with events"
+    else:
+        fallback = None
+    if opts.get("l2_flush", True) and state.flush is None:
+        state.flush = timing.L2Flush(device)
+    result = timing.measure_cuda(fn, prepare, finish, reps, n_sets,
+                                 state.flush if opts.get("l2_flush", True) else None)
+    result["sync_overhead_ms"] = timing.sync_overhead_ms()
+    if fallback:
+        result["fallback"] = fallback
+    return result
+
+
+def _timing(state: WorkerState, job: Mapping, reference, fn, raw: dict) -> None:
+    definition, device = job["definition"], state.device
+    pool = _pool(state, job, reference)
+    raw["reference_timing"] = pool.ref_timing | {"input_sets": len(pool.sets)}
+    dps = job["solution"]["destination_passing_style"]
+    out_names = [o["name"] for o in definition["outputs"]]
+    kept: list[tuple[int, list]] = []
+    mutated_sets: list[int] = []
+
+    def prepare(i):
+        return _call_args(job, pool.sets[i], device)[0]
+
+    def finish(i, result, args):
+        outs = list(args[len(pool.sets[i]):]) if dps else list(normalize_outputs(result, out_names))
+        kept.append((i, outs))
+        if cx.fingerprint(pool.sets[i]) != pool.fingerprints[i]:
+            mutated_sets.append(i)
+
+    warm = _call_args(job, cx.clone_inputs(pool.sets[0]), device)[0]
+    result = _measure(state, job, fn, prepare, finish, len(pool.sets), warm_args=warm)
+    result["input_sets"] = len(pool.sets)
+    result.update(_verify_timed(definition, pool, kept, job["options"].get("required_matched_ratio", 1.0), dps))
+    if mutated_sets:
+        pool.dirty = True
+        result["input_mutated"] = f"timed calls changed input set(s) {sorted(set(mutated_sets))}"
+    raw["timing"] = result
+
+
+def _verify_timed(definition: Mapping, pool: Pool, kept: list, ratio: float, dps: bool) -> dict:
+    """Check every timed call's output against the reference output for its input set."""
+    bad, first_reason, seen_ptrs, reused = 0, None, set(), False
+    for i, outs in kept:
+        trial = {"outputs": cx.output_stats(definition, outs, pool.ref_outputs[i], pool.sets[i])}
+        status, why = cx.trial_status(trial, ratio)
+        if status != "PASSED":
+            bad += 1
+            first_reason = first_reason or f"{status}: {why}"
+        if not dps:
+            ptrs = {o.untyped_storage().data_ptr() for o in outs if hasattr(o, "untyped_storage")}
+            reused = reused or bool(ptrs & seen_ptrs)
+            seen_ptrs |= ptrs
+    return {"verified_calls": len(kept), "mismatched_calls": bad, "mismatch_reason": first_reason,
+            "output_reused": "the same output tensor was returned by several timed calls" if reused else None}

@@ -1,0 +1,100 @@
+"""Spread jobs over device agents with work stealing; isolate faults to the job that caused them.
+
+Each agent (one per device, local process or Ray actor) owns a deque of jobs, grouped by workload
+so a worker reuses its input pool and reference timing; an agent that runs dry steals from the
+tail of the fullest deque. A solution that timed out is not run again in this run: its remaining
+jobs are recorded as TIMEOUT (flag skipped_after_timeout) instead of costing a timeout each.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+
+class Agent(Protocol):
+    name: str
+    device: str
+
+    def start(self) -> dict: ...
+    def run(self, job: Mapping, timeout: float, build_timeout: float) -> dict: ...
+    def stop(self) -> None: ...
+
+
+class LocalAgent:
+    """A spawn worker process on this host."""
+
+    def __init__(self, name: str, device: str):
+        from .worker import WorkerHandle
+
+        self.name, self.device = name, device
+        self.handle = WorkerHandle(device)
+
+    def start(self) -> dict:
+        return self.handle.start()
+
+    def run(self, job: Mapping, timeout: float, build_timeout: float) -> dict:
+        from .worker import run_job
+
+        return run_job(self.handle, job, timeout, build_timeout)
+
+    def stop(self) -> None:
+        self.handle.stop()
+
+
+def distribute(jobs: Sequence[Mapping], n: int) -> list[deque]:
+    """Whole workloads round-robin over ``n`` deques (largest groups first)."""
+    groups: dict[str, list] = {}
+    for job in jobs:
+        groups.setdefault(job["workload"]["uuid"], []).append(job)
+    queues = [deque() for _ in range(n)]
+    for group in sorted(groups.values(), key=len, reverse=True):
+        min(queues, key=len).extend(group)
+    return queues
+
+
+class Scheduler:
+    def __init__(self, agents: Sequence[Any], timeout: float, build_timeout: float,
+                 on_result: Callable[[Mapping, dict, Any], None]):
+        self.agents, self.timeout, self.build_timeout = list(agents), timeout, build_timeout
+        self.on_result = on_result
+        self.lock = threading.Lock()
+        self.timed_out: dict[str, str] = {}
+        self.errors: list[str] = []
+
+    def _next(self, queues: list[deque], mine: int) -> Mapping | None:
+        with self.lock:
+            if queues[mine]:
+                return queues[mine].popleft()
+            victim = max(range(len(queues)), key=lambda i: len(queues[i]))
+            return queues[victim].pop() if queues[victim] else None
+
+    def _loop(self, agent, queues: list[deque], index: int) -> None:
+        while (job := self._next(queues, index)) is not None:
+            key = job["solution"]["content_hash"]
+            with self.lock:
+                earlier = self.timed_out.get(key)
+            if earlier:
+                raw = {"skipped": {"status": "TIMEOUT", "flag": "skipped_after_timeout",
+                                   "why": f"not run: this solution timed out on workload {earlier}"},
+                       "environment": getattr(agent, "environment", None)}
+            else:
+                raw = agent.run(job, self.timeout, self.build_timeout)
+                if raw.get("fault") == "TIMEOUT":
+                    with self.lock:
+                        self.timed_out[key] = job["workload"]["uuid"]
+            try:
+                self.on_result(job, raw, agent)
+            except Exception as exc:  # a writer failure must not strand the other jobs
+                self.errors.append(f"{agent.name}: {type(exc).__name__}: {exc}")
+                raise
+
+    def run(self, jobs: Sequence[Mapping]) -> None:
+        queues = distribute(jobs, len(self.agents))
+        threads = [threading.Thread(target=self._loop, args=(a, queues, i), daemon=True,
+                                    name=f"fib-bench-{a.name}") for i, a in enumerate(self.agents)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()

@@ -1,0 +1,140 @@
+"""The parent's side of an evaluation: raw worker measurements -> one evaluations row.
+
+Statuses and flags are decided here, from numbers, so a worker cannot simply report "PASSED".
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+from ..hashing import environment_hash
+from .correctness import tolerance_for, trial_status
+from .roofline import device_peaks, roofline
+from .timing import median_iqr
+
+IMPLAUSIBLE_SPEEDUP = 10.0
+#: A device-wide end marker later than the stream's own stop event by more than this (beyond the
+#: measured host round trip) means work ran outside the timed stream.
+GAP_FLOOR_MS = 0.02
+GAP_FRACTION = 0.25
+
+
+def decide(raw: Mapping, ratio: float = 1.0) -> tuple[str, str, list[str]]:
+    """(status, why, flags) from a raw worker record, checks in a fixed order."""
+    if raw.get("fault"):
+        return raw["fault"], raw.get("fault_message", ""), ["worker_replaced"]
+    if raw.get("skipped"):
+        return raw["skipped"]["status"], raw["skipped"]["why"], [raw["skipped"]["flag"]]
+    if raw.get("reference_error"):
+        return "RUNTIME_ERROR", "the reference failed:\n" + raw["reference_error"], ["reference_error"]
+    if raw.get("build_error"):
+        return "COMPILE_ERROR", raw["build_error"], []
+    flags = []
+    for trial in raw.get("trials") or []:
+        status, why = trial_status(trial, ratio)
+        flags += [v for v in ("calls_reference", "input_mutated") if trial.get(v)]
+        if status != "PASSED":
+            if raw.get("tampered"):
+                flags.append("tampered")
+            return status, why, flags + (["worker_replaced"] if raw.get("fatal") else [])
+    if raw.get("tampered"):
+        return ("RUNTIME_ERROR", "the solution changed functions the harness relies on: "
+                + ", ".join(raw["tampered"][:8]), ["tampered", "worker_replaced"])
+    timed = raw.get("timing") or {}
+    if timed.get("input_mutated"):
+        return "RUNTIME_ERROR", timed["input_mutated"], ["input_mutated"]
+    if timed.get("output_reused"):
+        return "RUNTIME_ERROR", timed["output_reused"], ["output_reused"]
+    if timed.get("mismatched_calls"):
+        return ("INCORRECT_NUMERICAL", f"{timed['mismatched_calls']}/{timed['verified_calls']} timed calls "
+                f"gave wrong outputs; first: {timed['mismatch_reason']}", ["timed_output_mismatch"])
+    return "PASSED", "", flags
+
+
+def latency(timed: Mapping | None) -> dict:
+    """Median and IQR, corrected to the device-wide marker when work escaped the timed stream."""
+    if not timed:
+        return {"median": None, "iqr": None, "gap": False}
+    median, iqr = median_iqr(timed["samples_ms"])
+    out = {"median": median, "iqr": iqr, "gap": False}
+    if timed.get("wide_ms"):
+        overhead = statistics.median(timed.get("sync_overhead_ms") or [0.0])
+        tails = [w - s for w, s in zip(timed["wide_ms"], timed["samples_ms"])]
+        excess = statistics.median(tails) - overhead
+        out["gap_ms"] = excess
+        if excess > max(GAP_FLOOR_MS, GAP_FRACTION * median):
+            wide, wide_iqr = median_iqr([w - overhead for w in timed["wide_ms"]])
+            out.update(median=wide, iqr=wide_iqr, gap=True, stream_median=median)
+    return out
+
+
+def _error_maxima(raw: Mapping) -> tuple[float | None, float | None]:
+    abs_, rel = [], []
+    for trial in raw.get("trials") or []:
+        for s in trial.get("outputs") or []:
+            if "max_abs" in s:
+                abs_.append(s["max_abs"])
+                rel.append(s["max_rel"])
+    return (max(abs_) if abs_ else None), (max(rel) if rel else None)
+
+
+def evaluation_row(job: Mapping, raw: Mapping, run_id: str, device: str, options: Mapping) -> dict:
+    definition, workload, solution = job["definition"], job["workload"], job["solution"]
+    status, why, flags = decide(raw, options.get("required_matched_ratio", 1.0))
+    env = raw.get("environment") or {}
+    sol, ref = latency(raw.get("timing")), latency(raw.get("reference_timing"))
+    passed = status == "PASSED" and sol["median"]
+    row: dict[str, Any] = {
+        "run_id": run_id, "definition": definition["name"], "workload_uuid": workload["uuid"],
+        "solution": solution["name"], "solution_hash": solution["content_hash"], "status": status,
+        "latency_ms": sol["median"] if passed else None,
+        "latency_iqr_ms": sol["iqr"] if passed else None,
+        "reference_latency_ms": ref["median"], "reference_latency_iqr_ms": ref["iqr"],
+        "speedup_factor": None, "device": device, "environment": env,
+        "environment_hash": environment_hash(env) if env else "unknown",
+        "timestamp": datetime.now(timezone.utc), "timing": _timing_struct(raw, options),
+    }
+    row["max_absolute_error"], row["max_relative_error"] = _error_maxima(raw)
+    if passed and ref["median"]:
+        row["speedup_factor"] = ref["median"] / sol["median"]
+        if row["speedup_factor"] > IMPLAUSIBLE_SPEEDUP:
+            flags.append("implausible_speedup")
+    if sol["gap"]:
+        flags.append("wall_clock_gap")
+    timed = raw.get("timing") or {}
+    if timed.get("fallback") or (raw.get("reference_timing") or {}).get("fallback"):
+        flags.append("mixed_timers")
+    if timed and timed.get("input_sets", 0) < (options.get("reps") or 0):
+        flags.append("input_sets_reused")
+    peaks = device_peaks(env.get("hardware"), raw.get("measured_peaks"))
+    row.update(roofline(definition, workload, row["latency_ms"], peaks))
+    row["flags"] = sorted(set(flags))
+    row["log"] = "\n".join(x for x in (why, raw.get("log") or "") if x)[-8000:] or None
+    row["correctness_extra"] = json.dumps(_extra(definition, raw, sol, ref, peaks), default=str)
+    return row
+
+
+def _timing_struct(raw: Mapping, options: Mapping) -> dict:
+    timed = raw.get("timing") or {}
+    return {"timer": timed.get("timer"), "warmup_ms": float(options.get("warmup_ms", 0.0)),
+            "repetitions": len(timed.get("samples_ms") or []) or None,
+            "trials": int(options.get("trials", 0)), "input_sets": timed.get("input_sets"),
+            "l2_flush": bool(timed.get("timer") == "cuda_event" and options.get("l2_flush", True)),
+            "cuda_graph": timed.get("timer") == "cuda_graph"}
+
+
+def _extra(definition: Mapping, raw: Mapping, sol: dict, ref: dict, peaks: Mapping) -> dict:
+    timed = raw.get("timing") or {}
+    dtypes = sorted({o["dtype"] for o in definition["outputs"]})
+    return {
+        "tolerances": {d: tolerance_for(definition, d) for d in dtypes},
+        "trials": [{"outputs": [{k: s.get(k) for k in ("name", "max_abs", "max_rel", "mismatched", "numel")}
+                                for s in t.get("outputs") or []]} for t in raw.get("trials") or []],
+        "verified_calls": timed.get("verified_calls"), "mismatched_calls": timed.get("mismatched_calls"),
+        "reference_timer": (raw.get("reference_timing") or {}).get("timer"),
+        "stream_latency_ms": sol.get("stream_median"), "gap_ms": sol.get("gap_ms"),
+        "peaks_source": peaks.get("source"), "wall_s": raw.get("wall_s"),
+    }

@@ -1,0 +1,178 @@
+"""One persistent ``spawn`` worker process per device; the only place solution code runs.
+
+The worker binds its clocks and snapshots the functions it relies on before it imports any
+solution, then serves evaluation jobs over a pipe. ``WorkerHandle`` is the parent's side: it
+enforces the timeout, notices crashes, and replaces the process; ``run_job`` turns any fault into
+a raw record (never an exception), so one bad solution costs only its own evaluation.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing as mp
+import os
+import sys
+import tempfile
+import time
+from typing import Any, Mapping
+
+
+def _serve(conn, device: str) -> None:
+    if not device.startswith("cuda"):
+        os.environ.setdefault("TRITON_INTERPRET", "1")  # triton solutions run in its interpreter on CPU
+    # Imported in this order on purpose: clocks and snapshots first, solutions only later.
+    from . import timing
+
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.set_device(device)
+    timing.capture_cuda()
+    from . import correctness, evaluate, integrity, reference  # noqa: F401  (snapshotted below)
+    from .environment import capture_environment
+    from .roofline import PEAKS, measure_peaks
+
+    for module in ("triton", "flashinfer"):
+        # Whatever their import changes belongs to the baseline the integrity snapshot compares
+        # against, not to the first solution that uses them.
+        try:
+            importlib.import_module(module)
+        except Exception:
+            pass
+    env = capture_environment(device)
+    measured = None if any(f in env["hardware"] for f, _, _ in PEAKS) else measure_peaks(device)
+    state = evaluate.WorkerState(device=device, snapshot=integrity.Snapshot())
+    conn.send(("ready", {"environment": env, "measured_peaks": measured, "pid": os.getpid()}))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, KeyboardInterrupt):
+            return
+        if message[0] == "stop":
+            return
+        with _captured_output() as log:
+            raw = evaluate.evaluate(state, message[1])
+        raw["log"] = log.read()
+        conn.send(("result", raw))
+
+
+class _captured_output:
+    """Send fd 1 and 2 (Python, C++ and CUDA printf alike) to a temp file during one job."""
+
+    def __enter__(self):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.file = tempfile.TemporaryFile()
+        self.saved = (os.dup(1), os.dup(2))
+        os.dup2(self.file.fileno(), 1)
+        os.dup2(self.file.fileno(), 2)
+        return self
+
+    def read(self, limit: int = 4000) -> str:
+        self.file.seek(0)
+        data = self.file.read()
+        self.file.close()
+        return data[-limit:].decode(errors="replace")
+
+    def __exit__(self, *exc):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(self.saved[0], 1)
+        os.dup2(self.saved[1], 2)
+        os.close(self.saved[0])
+        os.close(self.saved[1])
+
+
+class WorkerFault(Exception):
+    def __init__(self, status: str, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+class WorkerHandle:
+    def __init__(self, device: str, start_timeout: float = 300.0):
+        self.device = device
+        self.start_timeout = start_timeout
+        self.process = None
+        self.conn = None
+        self.info: dict = {}
+        self.built: set[str] = set()
+        self.starts = 0
+
+    def start(self) -> dict:
+        ctx = mp.get_context("spawn")
+        parent, child = ctx.Pipe()
+        self.process = ctx.Process(target=_serve, args=(child, self.device), daemon=True,
+                                   name=f"fib-worker-{self.device}")
+        self.process.start()
+        child.close()
+        self.conn = parent
+        self.built = set()
+        self.starts += 1
+        kind, info = self._receive(self.start_timeout, "starting")
+        self.info = info
+        return info
+
+    @property
+    def environment(self) -> dict:
+        return self.info["environment"]
+
+    def _receive(self, timeout: float, doing: str) -> tuple[str, Any]:
+        if not self.conn.poll(timeout):
+            self.kill()
+            raise WorkerFault("TIMEOUT", f"no answer within {timeout:.0f} s while {doing}")
+        try:
+            return self.conn.recv()
+        except (EOFError, OSError, ConnectionError):
+            self.process.join(5)
+            code = self.process.exitcode
+            self.kill()
+            how = f"killed by signal {-code}" if code and code < 0 else f"exit code {code}"
+            raise WorkerFault("RUNTIME_ERROR", f"worker died while {doing} ({how})") from None
+
+    def evaluate(self, job: Mapping, timeout: float, build_timeout: float = 0.0) -> dict:
+        if self.process is None or not self.process.is_alive():
+            self.start()
+        key = job["solution"]["content_hash"]
+        limit = timeout + (0.0 if key in self.built else build_timeout)
+        try:
+            self.conn.send(("eval", job))
+        except (BrokenPipeError, OSError):
+            self.kill()
+            raise WorkerFault("RUNTIME_ERROR", "worker pipe closed before the job was sent") from None
+        _, raw = self._receive(limit, f"evaluating (limit {limit:.0f} s)")
+        self.built.add(key)
+        return raw
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.is_alive():
+            self.process.kill()
+            self.process.join(10)
+        if self.conn is not None:
+            self.conn.close()
+        self.process, self.conn = None, None
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.is_alive():
+            try:
+                self.conn.send(("stop",))
+                self.process.join(10)
+            except (BrokenPipeError, OSError):
+                pass
+        self.kill()
+
+
+def run_job(handle: WorkerHandle, job: Mapping, timeout: float, build_timeout: float) -> dict:
+    """Evaluate ``job`` on ``handle``; faults become raw records and the worker is replaced."""
+    started = time.monotonic()
+    try:
+        raw = handle.evaluate(job, timeout, build_timeout)
+    except WorkerFault as fault:
+        handle.kill()
+        raw = {"fault": fault.status, "fault_message": str(fault), "trials": [], "tampered": []}
+    raw["wall_s"] = time.monotonic() - started
+    if raw.get("tampered") or raw.get("fatal"):
+        handle.kill()  # the next job starts a clean worker
+    raw["environment"] = handle.info.get("environment")
+    raw["measured_peaks"] = handle.info.get("measured_peaks")
+    return raw

@@ -1,0 +1,215 @@
+"""The executor end to end: inputs, builds, verdicts, real workers, faults, resume after kill -9, Ray."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+import executor_data as data
+from fib_data.dataset import Dataset
+from fib_data.executor import build_solution, load_reference, make_inputs
+from fib_data.executor.bench import BenchOptions, run_bench
+from fib_data.executor.build import BuildError
+from fib_data.executor.correctness import output_stats, trial_status
+from fib_data.executor.roofline import flops, tensor_bytes
+
+FAST = dict(trials=2, reps=4, warmup_ms=1.0, timeout=10.0, build_timeout=0.0)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def ds(tmp_path) -> Dataset:
+    return data.build(tmp_path / "ds")
+
+
+def _gather_workload(ds):
+    return next(w for w in ds.read("workloads").to_pylist() if w["definition"] == "scaled_gather_d32")
+
+
+def test_inputs_are_seeded_fresh_and_prepared(ds):
+    wl = _gather_workload(ds)
+    a = make_inputs(data.GATHER, wl, ds.blobs, "cpu", seed=1)
+    b = make_inputs(data.GATHER, wl, ds.blobs, "cpu", seed=1)
+    c = make_inputs(data.GATHER, wl, ds.blobs, "cpu", seed=2)
+    assert list(a) == ["table", "rows", "scale", "alpha"]
+    assert torch.equal(a["table"], b["table"]) and not torch.equal(a["table"], c["table"])
+    assert a["rows"].tolist() == [3, 0, 7, 7, 1]            # from the stored blob
+    assert a["alpha"] == 2.0 and isinstance(a["alpha"], float)  # scalar from its JSON literal
+    assert (a["scale"] >= 0.5).all()                          # the reference's prepare() ran
+    assert a["table"].dtype == torch.float32 and a["table"].shape == (8, 32)
+    shipped = {w["sha256"]: ds.blobs.get_bytes(w["sha256"]) for w in wl["inputs"] if w["sha256"]}
+    assert torch.equal(make_inputs(data.GATHER, wl, shipped, "cpu", seed=1)["rows"], a["rows"])
+
+
+def test_reference_normalizes_outputs(ds):
+    wl = _gather_workload(ds)
+    ref = load_reference(data.GATHER)
+    picked, total = ref(*make_inputs(data.GATHER, wl, ds.blobs, "cpu", seed=0).values())
+    assert picked.shape == (5, 32) and total.shape == (1,)
+
+
+def test_build_imports_siblings_caches_and_reports_compile_errors():
+    row = data.solution(data.RMSNORM, "two_files", "from .helper import run\n", False)
+    row["sources"].append({"path": "helper.py", "content": data.HONEST_VALUE})
+    from fib_data.hashing import solution_hash
+
+    row["content_hash"] = solution_hash(row)
+    fn = build_solution(row)
+    assert build_solution(row) is fn
+    x, w = torch.randn(2, 64, dtype=torch.bfloat16), torch.randn(64, dtype=torch.bfloat16)
+    assert torch.equal(fn(x, w), load_reference(data.RMSNORM)(x, w)[0])
+    broken = data.solution(data.RMSNORM, "broken", "def run(x, weight:\n", False)
+    with pytest.raises(BuildError, match="SyntaxError"):
+        build_solution(broken)
+    with pytest.raises(BuildError, match="SyntaxError"):  # cached failure
+        build_solution(broken)
+
+
+def test_checks_run_in_order_shape_dtype_nonfinite_tolerance():
+    ref = (torch.ones(2, 64, dtype=torch.bfloat16),)
+
+    def status(out):
+        return trial_status({"outputs": output_stats(data.RMSNORM, [out], ref)})[0]
+
+    assert status(torch.ones(2, 64, dtype=torch.bfloat16)) == "PASSED"
+    assert status(torch.ones(2, 64, dtype=torch.bfloat16) * 1.005) == "PASSED"      # within 1e-2
+    assert status(torch.ones(3, 64, dtype=torch.bfloat16)) == "INCORRECT_SHAPE"
+    assert status(torch.ones(2, 64, dtype=torch.float32)) == "INCORRECT_DTYPE"
+    nan = torch.ones(2, 64, dtype=torch.bfloat16)
+    nan[0, 0] = float("nan")
+    assert status(nan) == "INCORRECT_NUMERICAL"
+    assert status(torch.ones(2, 64, dtype=torch.bfloat16) * 1.05) == "INCORRECT_NUMERICAL"
+
+
+def test_roofline_sizes():
+    axes = {"batch_size": 4, "hidden_size": 64}
+    assert tensor_bytes(data.RMSNORM, axes) == (4 * 64 * 2) * 2 + 64 * 2
+    assert flops(data.RMSNORM, axes) == 4 * 4 * 64
+
+
+def test_verdict_flags_implausible_speedups_and_work_outside_the_timed_stream():
+    from fib_data.executor.bench import BenchOptions as Opts
+    from fib_data.executor.verdict import evaluation_row
+
+    options = Opts(reps=4).resolved(gpu=True)
+    trial = {"outputs": output_stats(data.RMSNORM, [torch.ones(2, 64, dtype=torch.bfloat16)],
+                                     [torch.ones(2, 64, dtype=torch.bfloat16)])}
+    env = {"hardware": "NVIDIA H100 80GB HBM3", "torch": "x", "other_libs": []}
+    job = {"definition": data.RMSNORM, "workload": data.workload(data.RMSNORM, "w", {"batch_size": 2}),
+           "solution": data.solution(data.RMSNORM, "s", data.HONEST_VALUE, False)}
+    ref = {"timer": "cuda_event", "samples_ms": [1.0] * 4, "wide_ms": [1.01] * 4, "sync_overhead_ms": [0.01]}
+    fast = {"timer": "cuda_event", "samples_ms": [0.05] * 4, "wide_ms": [0.06] * 4, "sync_overhead_ms": [0.01],
+            "input_sets": 4, "verified_calls": 4, "mismatched_calls": 0}
+    row = evaluation_row(job, {"trials": [trial], "timing": fast, "reference_timing": ref, "environment": env},
+                         "r", "cuda:0", options)
+    assert row["status"] == "PASSED" and row["speedup_factor"] == pytest.approx(20.0)
+    assert "implausible_speedup" in row["flags"] and "wall_clock_gap" not in row["flags"]
+    assert row["bandwidth_fraction"] == pytest.approx(row["achieved_gbps"] / 3350.0)
+    hidden = dict(fast, wide_ms=[0.51] * 4)  # the device-wide marker saw 0.45 ms more work
+    row = evaluation_row(job, {"trials": [trial], "timing": hidden, "reference_timing": ref, "environment": env},
+                         "r", "cuda:0", options)
+    assert "wall_clock_gap" in row["flags"] and row["latency_ms"] == pytest.approx(0.5)
+
+
+def test_bench_writes_one_part_file_with_full_rows(ds):
+    result = run_bench(ds.root, devices=["cpu"], options=BenchOptions(**FAST))
+    assert result["statuses"] == {"PASSED": 5}
+    files = [f for f in ds.files("evaluations") if f.name.startswith("run-")]
+    assert [f.name for f in files] == [f"run-{result['run_id']}.parquet"]
+    rows = pq.read_table(files[0]).to_pylist()
+    assert len(rows) == 5
+    for row in rows:
+        assert row["timing"]["timer"] == "wall_clock" and row["timing"]["trials"] == 2
+        assert row["timing"]["input_sets"] >= 2 and row["latency_ms"] > 0
+        assert row["speedup_factor"] == pytest.approx(row["reference_latency_ms"] / row["latency_ms"])
+        assert row["environment"]["hardware"].startswith("cpu") and row["environment"]["torch"]
+        assert row["achieved_gbps"] > 0 and row["max_absolute_error"] is not None
+    manifest = json.loads((ds.root / "runs" / result["run_id"] / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["evaluations"] == 5
+    assert "salt" not in manifest["options"]
+    assert not list((ds.root / "runs" / result["run_id"]).glob("batch-*"))
+    again = run_bench(ds.root, devices=["cpu"], options=BenchOptions(**FAST))
+    assert again["skipped_done"] == 5 and again["rows"] == []
+
+
+def test_crash_and_hang_cost_only_their_own_evaluations(tmp_path):
+    crash = data.cheat(data.CHEATS / "segfault.py")[0]
+    hang = data.cheat(data.CHEATS / "hang.py")[0]
+    honest = data.solution(data.RMSNORM, "zz_honest", data.HONEST_DPS, True)
+    ds = data.build(tmp_path / "ds", [crash, hang, honest], batches=(4, 8))
+    result = run_bench(ds.root, devices=["cpu"], options=BenchOptions(**FAST | {"timeout": 6.0}))
+    by = {}
+    for row in result["rows"]:
+        by.setdefault(row["solution"], []).append(row)
+    assert [r["status"] for r in by["cheat_segfault"]] == ["RUNTIME_ERROR"] * 2
+    assert "killed by signal 11" in by["cheat_segfault"][0]["log"]
+    hangs = sorted(by["cheat_hang"], key=lambda r: r["flags"])
+    assert [r["status"] for r in hangs] == ["TIMEOUT", "TIMEOUT"]
+    assert "skipped_after_timeout" in hangs[0]["flags"] + hangs[1]["flags"]  # one ran, one skipped
+    assert [r["status"] for r in by["zz_honest"]] == ["PASSED", "PASSED"]
+    assert all(r["reference_latency_ms"] for r in by["zz_honest"])
+
+
+SLOW_SOLUTION = data.HONEST_DPS.replace("def run(x, weight, out):\n",
+                                        "def run(x, weight, out):\n    import time; time.sleep(0.03)\n")
+
+
+def test_kill_dash_9_loses_nothing_and_rerun_never_duplicates(tmp_path):
+    sols = [data.solution(data.RMSNORM, f"slow_{i}", SLOW_SOLUTION + f"# {i}\n", True) for i in range(6)]
+    ds = data.build(tmp_path / "ds", sols, batches=(2, 3, 4))
+    cmd = [sys.executable, "-m", "fib_data", "bench", str(ds.root), "--devices", "cpu", "--trials", "1",
+           "--reps", "2", "--warmup-ms", "1", "--timeout", "30"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 90
+    found: list[Path] = []
+    while time.time() < deadline and len(found) < 3:
+        found = list((ds.root / "runs").glob("*/batch-*.parquet")) if (ds.root / "runs").exists() else []
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole run, workers included
+    proc.wait()
+    assert len(found) >= 3, "the run never wrote a batch"
+    before = {(r["solution_hash"], r["workload_uuid"]): r["timestamp"]
+              for f in (ds.root / "runs").glob("*/batch-*.parquet") for r in pq.read_table(f).to_pylist()}
+    assert 3 <= len(before) < 18
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, timeout=300)
+    rows = Dataset(ds.root).read("evaluations").to_pylist()
+    keys = [(r["solution_hash"], r["workload_uuid"], r["environment_hash"]) for r in rows]
+    assert len(keys) == len(set(keys)) == 18
+    after = {(r["solution_hash"], r["workload_uuid"]): r["timestamp"] for r in rows}
+    assert all(after[k] == t for k, t in before.items())  # finished rows kept, not re-run
+    assert not list((ds.root / "runs").glob("*/batch-*.parquet"))
+
+
+@pytest.mark.slow
+def test_ray_backend_on_a_local_cpu_cluster(ds):
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        result = run_bench(ds.root, devices=["cpu", "cpu"], backend="ray", options=BenchOptions(**FAST))
+    finally:
+        ray.shutdown()
+    assert result["statuses"] == {"PASSED": 5}
+    assert (ds.root / "data" / "evaluations" / f"run-{result['run_id']}.parquet").exists()
+
+
+@pytest.mark.gpu
+def test_gpu_timing_modes(ds):
+    events = run_bench(ds.root, devices=["cuda:0"], options=BenchOptions(trials=2, reps=20))
+    assert events["statuses"] == {"PASSED": 5}
+    for row in events["rows"]:
+        assert row["timing"]["timer"] == "cuda_event" and row["timing"]["l2_flush"]
+        assert "wall_clock_gap" not in row["flags"]
+    graph = run_bench(data.build(ds.root.parent / "ds2").root, devices=["cuda:0"],
+                      options=BenchOptions(trials=2, reps=20, cuda_graph=True))
+    assert {r["timing"]["timer"] for r in graph["rows"]} == {"cuda_graph"}
