@@ -13,7 +13,8 @@ from .dataset import DEFAULT_DATASET
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="fib-data: GPU-kernel benchmarks for LLM serving as a dataset.")
-console = Console()
+# Wide enough for result tables when output is piped (rich assumes 80 columns there).
+console = Console(width=None if Console().is_terminal else 160)
 err = Console(stderr=True)
 
 DatasetArg = typer.Argument(DEFAULT_DATASET, help="Dataset folder.")
@@ -79,11 +80,19 @@ def build(dataset: Path = DatasetArg,
 
 
 @app.command()
-def demo(dataset: Path = DatasetArg) -> None:
-    """The main job on the embedded defaults: build, validate, summarise."""
+def demo(dataset: Path = DatasetArg,
+         profile: str = typer.Option("auto", help="Workloads: auto (full on a GPU, cpu otherwise), full, cpu."),
+         devices: str = typer.Option("auto", help="cuda:0,cuda:1 | cpu | auto (every GPU, else cpu)."),
+         definition: Optional[list[str]] = typer.Option(None, help="Only these definitions (repeatable)."),
+         report_dir: Optional[Path] = typer.Option(None, "--report", help="Report folder (default report/ "
+                                                   "beside the dataset)."),
+         timeout: float = typer.Option(120.0, help="Seconds per evaluation.")) -> None:
+    """The main job: build the dataset, validate, benchmark here, print the leaderboard, write the report."""
+    from .executor.bench import parse_devices
     from .pipeline import run_demo
 
-    run_demo(dataset, console)
+    run_demo(dataset, console, profile=profile, devices=parse_devices(devices), definitions=definition,
+             report_dir=report_dir, timeout=timeout)
 
 
 @app.command("import-json")
@@ -310,7 +319,10 @@ def bench(dataset: Path = DatasetArg,
           trials: int = typer.Option(3, help="Correctness trials with fresh inputs."),
           reps: Optional[int] = typer.Option(None, help="Timed calls (default 50 GPU, 10 CPU)."),
           warmup_ms: Optional[float] = typer.Option(None, help="Warm-up budget (default 25 GPU, 5 CPU)."),
-          seed: int = typer.Option(0, help="Base seed for inputs.")) -> None:
+          seed: int = typer.Option(0, help="Base seed for inputs."),
+          all_hardware: bool = typer.Option(False, "--all-hardware",
+                                            help="Also run solutions whose target_hardware excludes "
+                                                 "these devices.")) -> None:
     """Evaluate solutions on workloads; writes data/evaluations/run-<id>.parquet (resumable)."""
     from .dataset import Dataset
     from .executor.bench import BenchOptions, parse_devices
@@ -327,7 +339,7 @@ def bench(dataset: Path = DatasetArg,
     try:
         run_with_progress(console, root=dataset, definitions=definition, solutions=solution, workloads=workload,
                           devices=["cuda"] if backend == "ray" and devices == "auto" else parse_devices(devices),
-                          backend=backend, address=address, options=options)
+                          backend=backend, address=address, options=options, all_hardware=all_hardware)
     except WorkerFault as exc:
         _fail(f"a device worker could not start: {exc}")
 

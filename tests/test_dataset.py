@@ -146,10 +146,16 @@ def test_card_declares_configs_and_fields(built):
 
 
 def test_cli_demo_and_info(tmp_path):
+    """The README's main job end to end (one definition, to stay fast): build, validate, bench, rank, report."""
     target = tmp_path / "ds"
-    out = subprocess.run([sys.executable, "-m", "fib_data", "demo", str(target)],
+    out = subprocess.run([sys.executable, "-m", "fib_data", "demo", str(target), "--devices", "cpu",
+                          "--definition", "rmsnorm_h4096", "--report", str(tmp_path / "site")],
                          capture_output=True, text=True, check=True).stdout
-    assert "definitions" in out and "rmsnorm" in out
+    assert "validate: OK" in out and "leaderboard" in out and "rmsnorm_h4096__torch" in out
+    assert (tmp_path / "site" / "index.html").is_file()
+    ds = Dataset(target)
+    statuses = set(ds.read("evaluations", columns=["status"])["status"].to_pylist())
+    assert statuses == {"PASSED"}, statuses
     out = subprocess.run([sys.executable, "-m", "fib_data", "info", str(target)],
                          capture_output=True, text=True, check=True).stdout
     assert "workloads" in out

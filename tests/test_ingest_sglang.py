@@ -153,3 +153,35 @@ def test_crlf_and_non_ascii_take_the_polars_path_with_the_same_result(tmp_path):
     frame = sglang.parse([path], report)
     assert sorted(frame.drop("where", "observed_at").iter_rows(), key=str) == plain
     assert dict(report.skipped) == dict(plain_report.skipped) == {"non-integer #token": 1}
+
+
+# Lines the byte path cannot settle from fixed windows (a stamp past the line's head, a rank tag
+# longer than the tag window, a last segment longer than the tail window, trailing whitespace)
+# take its exact fallbacks; the polars path (forced by a non-ASCII first line) must agree.
+EDGE = [
+    "x" * 80 + " [2026-05-09 12:00:01 TP0] Decode batch, #running-req: 3, #token: 31, #queue-req: 0",
+    "[2026-05-09 12:00:02 DP0 TP0 EP0 PP0 ATTN_CP0 MOE_EP0 X0] Decode batch, #running-req: 3, #token: 32, #queue-req: 0",
+    "[2026-05-09 12:00:03 TP0] Decode batch, #running-req: 3, #token: 33, " + "a tail with no separator " * 4,
+    "[2026-05-09 12:00:04 TP0] Decode batch, #running-req: 3, #token: 34, a colon: early then " + "text " * 12,
+    "[2026-05-09 12:00:05 TP0] Decode batch, #running-req: 3, #token: 35, #queue-req: 0   ",
+    "[2026-05-09 12:00:06 TP0] Decode batch, #running-req: 3, #token: 36, #queue-req:\t",
+    "[2026-13-09 1x:00:07 TP0] Decode batch, #running-req: 3, #token: 37, #queue-req: 0",
+    "Decode batch, #running-req: 3, #token: 38, #queue-req: 0",
+    "[2026-05-09 12:00:10 TP0] Prefill batch(mixed #running-req: 2). #new-seq: 1, #new-token: 12345678901, "
+    "#cached-token: 0, #queue-req: 0",
+    "[2026-05-09 12:00:11 TP0] Prefill batch. #new-seq: 1, #new-token: 123456789, #cached-token: 1, #queue-req: 0",
+]
+
+
+def test_byte_path_fallbacks_agree_with_the_polars_path(tmp_path):
+    plain, plain_report, plain_frame = parse(tmp_path, *EDGE)
+    path = tmp_path / "utf8.log"
+    path.write_text("\n".join(["pod-é starting", *EDGE]) + "\n")
+    report = IngestReport()
+    frame = sglang.parse([path], report)
+    assert sorted(frame.drop("where", "observed_at").iter_rows(), key=str) == plain
+    assert sorted(frame["observed_at"].to_list(), key=str) == sorted(plain_frame["observed_at"].to_list(), key=str)
+    assert dict(report.skipped) == dict(plain_report.skipped)
+    assert report.dropped == plain_report.dropped
+    assert plain_report.skipped == {"truncated line": 2}  # lines 3 and 6
+    assert plain_frame.filter(plain_frame["stage"] == "prefill")["q_tokens"].to_list() == [12345678901, 123456789]

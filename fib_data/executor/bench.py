@@ -52,10 +52,24 @@ def _match(value: str, wanted: Sequence[str] | None) -> bool:
     return not wanted or value in wanted
 
 
-def select_jobs(ds: Dataset, definitions=None, solutions=None, workloads=None) -> list[dict]:
+def runs_on(solution: dict, devices: Sequence[str]) -> bool:
+    """Whether a solution targets one of the devices' kinds (cpu, cuda).
+
+    Triton kernels target GPUs; on a CPU they run only under the interpreter (TRITON_INTERPRET=1),
+    orders of magnitude slower, so they are benchmarked there only with ``all_hardware``.
+    """
+    kinds = {d.split(":")[0] for d in devices}
+    targets = {t.lower() for t in solution["target_hardware"] or []}
+    return bool(kinds & targets) or ("cuda" in kinds and bool(targets - {"cpu"}))
+
+
+def select_jobs(ds: Dataset, definitions=None, solutions=None, workloads=None,
+                devices: Sequence[str] | None = None) -> list[dict]:
+    """(definition, workload, solution) jobs; with ``devices``, only solutions that target them."""
     defs = {d["name"]: d for d in ds.read("definitions").to_pylist() if _match(d["name"], definitions)}
     sols = [s for s in ds.read("solutions").to_pylist()
-            if s["definition"] in defs and _match(s["name"], solutions)]
+            if s["definition"] in defs and _match(s["name"], solutions)
+            and (devices is None or runs_on(s, devices))]
     wls = [w for w in ds.read("workloads").to_pylist()
            if w["definition"] in defs and _match(w["uuid"], workloads)]
     blobs: dict[str, bytes] = {}
@@ -83,7 +97,7 @@ def make_agents(devices: list[str], backend: str, address: str | None):
 
 def run_bench(root: str | Path, *, definitions=None, solutions=None, workloads=None,
               devices: Sequence[str] = ("cpu",), backend: str = "local", address: str | None = None,
-              options: BenchOptions | None = None,
+              options: BenchOptions | None = None, all_hardware: bool = False,
               on_start: Callable[[int, int], None] | None = None,
               on_row: Callable[[dict], None] | None = None) -> dict:
     """Evaluate the selected (solution, workload) pairs not evaluated yet in this environment."""
@@ -92,7 +106,8 @@ def run_bench(root: str | Path, *, definitions=None, solutions=None, workloads=N
     ds = Dataset(root)
     options = options or BenchOptions()
     recovered = store.recover(ds)
-    jobs = select_jobs(ds, definitions, solutions, workloads)
+    jobs = select_jobs(ds, definitions, solutions, workloads,
+                       devices=None if all_hardware else devices)
     agents = make_agents(list(devices), backend, address)
     try:
         infos = [a.start() for a in agents]

@@ -3,12 +3,15 @@
 The worker computes statistics per output (``output_stats``); the parent turns them into a status
 (``trial_status``), so a status is never a string the untrusted process chose.
 Order of checks, as upstream: exception, shape, dtype, non-finite values where the reference has
-none, then per-dtype tolerances (allclose: |out - ref| <= atol + rtol * |ref|).
+none, then per-dtype tolerances (allclose: |out - ref| <= atol + rtol * |ref|). Samplers' outputs
+carry ``sampling`` statistics instead of elementwise errors (see ``sampling.py``).
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
+
+from . import sampling
 
 #: Used when a definition gives no tolerance for an output dtype (KernelBench/torchbench values;
 #: fp8 allows one e4m3 rounding step, 2^-3 relative).
@@ -180,6 +183,11 @@ def trial_status(trial: Mapping, required_matched_ratio: float = 1.0) -> tuple[s
     for s in trial["outputs"]:
         if s["nonfinite"] and not s["ref_nonfinite"]:
             return "INCORRECT_NUMERICAL", f"output {s['name']}: {s['nonfinite']} NaN/Inf values where the reference is finite"
+    for s in trial["outputs"]:
+        if s.get("sampling"):
+            ok, why = sampling.verdict(s["sampling"])
+            if not ok:
+                return "INCORRECT_NUMERICAL", f"output {s['name']}: {why}"
     for s in trial["outputs"]:
         allowed = (1.0 - required_matched_ratio) * s["numel"]
         if s["mismatched"] > allowed:

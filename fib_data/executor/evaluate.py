@@ -1,7 +1,8 @@
 """One evaluation inside the worker: correctness trials, then timing over rotating input sets.
 
-Returns raw measurements only (per-trial statistics, timing samples, what integrity checks saw);
-``verdict.py`` in the parent decides the status from them.
+Samplers (``sampling.is_sampler``) get many seeded draws per trial instead of one call, judged
+on support and distribution. Returns raw measurements only (per-trial statistics, timing samples,
+what integrity checks saw); ``verdict.py`` in the parent decides the status from them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from . import correctness as cx
+from . import sampling as smp
 from . import timing
 from .build import BuildError, build_solution
 from .inputs import axis_values, make_inputs, trial_seed
@@ -27,6 +29,7 @@ class Pool:
     fingerprints: list[list]
     ref_outputs: list[tuple | None]
     ref_timing: dict = field(default_factory=dict)
+    dists: dict = field(default_factory=dict)  # samplers: set index -> exact distribution
     dirty: bool = False
 
 
@@ -100,16 +103,20 @@ def _inputs(state: WorkerState, job: Mapping, index: int) -> list:
     return list(values.values())
 
 
-def _call_args(job: Mapping, args: list, device: str) -> tuple[list, list]:
+def _call_args(job: Mapping, args: list, device: str, axes: Mapping | None = None) -> tuple[list, list]:
     """Arguments for one call and the DPS output buffers (NaN-poisoned), if any."""
     if not job["solution"]["destination_passing_style"]:
         return args, []
-    axes = axis_values(job["definition"], job["workload"])
+    axes = axes or axis_values(job["definition"], job["workload"])
     outs = cx.poisoned_outputs(job["definition"], axes, device)
     return [*args, *outs], outs
 
 
 def _trials(state: WorkerState, job: Mapping, reference, fn, raw: dict) -> bool:
+    if smp.is_sampler(job["definition"]):
+        from .sampler_eval import sampler_trials
+
+        return sampler_trials(state, job, reference, fn, raw)
     definition, device = job["definition"], state.device
     names = [i["name"] for i in definition["inputs"]]
     out_names = [o["name"] for o in definition["outputs"]]
@@ -224,6 +231,10 @@ def _timing(state: WorkerState, job: Mapping, reference, fn, raw: dict) -> None:
 
 def _verify_timed(definition: Mapping, pool: Pool, kept: list, ratio: float, dps: bool) -> dict:
     """Check every timed call's output against the reference output for its input set."""
+    if smp.is_sampler(definition):
+        from .sampler_eval import verify_timed_samples
+
+        return verify_timed_samples(definition, pool, kept, dps)
     bad, first_reason, seen_ptrs, reused = 0, None, set(), False
     for i, outs in kept:
         trial = {"outputs": cx.output_stats(definition, outs, pool.ref_outputs[i], pool.sets[i])}

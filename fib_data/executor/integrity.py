@@ -16,7 +16,8 @@ from typing import Iterator
 
 WATCHED = ("time", "torch", "torch.cuda", "torch.testing", "builtins", "gc",
            "fib_data.executor.timing", "fib_data.executor.correctness", "fib_data.executor.inputs",
-           "fib_data.executor.reference", "fib_data.executor.integrity", "fib_data.executor.worker")
+           "fib_data.executor.reference", "fib_data.executor.integrity", "fib_data.executor.worker",
+           "fib_data.executor.sampling", "fib_data.executor.sampler_eval", "fib_data.executor.evaluate")
 
 
 def _namespace_items(obj) -> dict[str, object]:

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from ..hashing import environment_hash
+from . import sampling
 from .correctness import tolerance_for, trial_status
 from .roofline import device_peaks, roofline
 from .timing import median_iqr
@@ -129,12 +130,29 @@ def _timing_struct(raw: Mapping, options: Mapping) -> dict:
 def _extra(definition: Mapping, raw: Mapping, sol: dict, ref: dict, peaks: Mapping) -> dict:
     timed = raw.get("timing") or {}
     dtypes = sorted({o["dtype"] for o in definition["outputs"]})
-    return {
+    extra = {
         "tolerances": {d: tolerance_for(definition, d) for d in dtypes},
-        "trials": [{"outputs": [{k: s.get(k) for k in ("name", "max_abs", "max_rel", "mismatched", "numel")}
-                                for s in t.get("outputs") or []]} for t in raw.get("trials") or []],
+        "trials": [{"outputs": [_output_extra(s) for s in t.get("outputs") or []]}
+                   for t in raw.get("trials") or []],
         "verified_calls": timed.get("verified_calls"), "mismatched_calls": timed.get("mismatched_calls"),
         "reference_timer": (raw.get("reference_timing") or {}).get("timer"),
         "stream_latency_ms": sol.get("stream_median"), "gap_ms": sol.get("gap_ms"),
         "peaks_source": peaks.get("source"), "wall_s": raw.get("wall_s"),
     }
+    if sampling.is_sampler(definition):
+        extra["sampling"] = sampling.method()
+        if timed.get("ks") is not None:
+            extra["sampling"].update(timed_ks=timed["ks"], timed_draws=timed["ks_draws"],
+                                     timed_ks_threshold=sampling.ks_threshold(timed["ks_draws"]))
+    return extra
+
+
+def _output_extra(s: Mapping) -> dict:
+    out = {k: s.get(k) for k in ("name", "max_abs", "max_rel", "mismatched", "numel")}
+    found = s.get("sampling")
+    if found:
+        out.update(max_tvd=max(found["tvd"], default=None), draws_per_row=found["draws"],
+                   tvd_threshold=sampling.tvd_threshold(found["draws"], sampling.BINS,
+                                                        bool(found.get("two_sample"))),
+                   max_outside=max(found["outside"], default=None), two_sample=found.get("two_sample"))
+    return out

@@ -28,7 +28,7 @@ def _serve(conn, device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.set_device(device)
     timing.capture_cuda()
-    from . import correctness, evaluate, integrity, reference  # noqa: F401  (snapshotted below)
+    from . import correctness, evaluate, integrity, reference, sampler_eval  # noqa: F401  (snapshotted below)
     from .environment import capture_environment
     from .roofline import PEAKS, measure_peaks
 

@@ -1,19 +1,21 @@
-"""Read a text file as polars string Series of lines, a bounded chunk at a time.
+"""Read a text file a bounded chunk of whole lines at a time.
 
-Lines are split in native code (polars' CSV reader), so a 1 GB log costs no Python object per
-line, and memory is bounded by the chunk size.
+A chunk keeps its raw bytes; parsers read them with numpy (``scan.py``) when they are plain ASCII,
+and otherwise ask for the lines, split in native code (polars' CSV reader). Either way a 1 GB log
+costs no Python object per line, and memory is bounded by the chunk size.
 """
 
 from __future__ import annotations
 
 import gzip
+from functools import cached_property
 from pathlib import Path
-from dataclasses import dataclass
 from typing import IO, Iterator
 
 import numpy as np
-
 import polars as pl
+
+from .scan import positions
 
 CHUNK_BYTES = 32 << 20
 
@@ -24,18 +26,56 @@ def open_binary(path: str | Path) -> IO[bytes]:
 
 
 #: Spaces after the last newline of every chunk: room for fixed-size byte windows read past
-#: the last line (fields.py), and read back as one extra blank line that is dropped.
+#: the last line (scan.py, fields.py), and read back as one extra blank line that is dropped.
 PAD = 64
 
 
-@dataclass
 class Chunk:
-    first_line: int  # 1-based number of the chunk's first line
-    lines: pl.Series  # its lines, without newlines
-    data: bytes  # the raw bytes the lines were cut from, followed by PAD spaces
-    #: Byte offset of each line in ``data`` when lines map 1:1 onto the bytes (ASCII, no CR or
-    #: NUL), else None. Lets numpy read fields straight from the bytes.
-    starts: np.ndarray | None
+    """A run of whole lines: raw bytes first; the polars lines are cut only when asked for."""
+
+    def __init__(self, first_line: int, data: bytes):
+        self.first_line = first_line  # 1-based number of the chunk's first line
+        self.data = data  # the raw bytes (or bytearray), ending with a newline and PAD spaces
+
+    @cached_property
+    def plain(self) -> bool:
+        """Lines map 1:1 onto the bytes (ASCII, no CR or NUL): numpy can read them in place."""
+        data = self.data
+        return data.isascii() and b"\r" not in data and b"\x00" not in data
+
+    @cached_property
+    def buf(self) -> np.ndarray:
+        return np.frombuffer(self.data, dtype=np.uint8)
+
+    @cached_property
+    def ends(self) -> np.ndarray:
+        """Byte offset of each line's newline."""
+        return positions(self.buf, ord("\n"))
+
+    @cached_property
+    def starts(self) -> np.ndarray:
+        starts = np.zeros(len(self.ends), dtype=np.int64)
+        starts[1:] = self.ends[:-1] + 1
+        return starts
+
+    @cached_property
+    def lines(self) -> pl.Series:
+        """Its lines without newlines (row i is line first_line + i)."""
+        lines = _lines(self.data)
+        return lines.head(len(lines) - 1)  # the padding's blank line
+
+    @property
+    def n_lines(self) -> int:
+        return len(self.ends) if self.plain else len(self.lines)
+
+    def line(self, row: int) -> str:
+        if self.plain:
+            return self.data[self.starts[row]:self.ends[row]].decode()
+        return self.lines[row]
+
+    def row_of(self, offset: int) -> int:
+        """The row holding byte ``offset``."""
+        return self.data.count(b"\n", 0, offset)
 
 
 def iter_chunks(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:
@@ -44,19 +84,25 @@ def iter_chunks(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Ch
     pad = b" " * PAD
     with open_binary(path) as fh:
         while True:
-            block = fh.read(chunk_bytes)
-            if not block:
+            # Read straight after the carried-over partial line: no copy of the block.
+            data = bytearray(len(rest) + chunk_bytes + PAD)
+            data[:len(rest)] = rest
+            got = fh.readinto(memoryview(data)[len(rest):len(rest) + chunk_bytes])
+            end = len(rest) + got
+            if not got:
                 if rest:
-                    yield _chunk(first_line, b"".join((rest, b"\n", pad)))
+                    yield Chunk(first_line, bytes(rest) + b"\n" + pad)
                 return
-            cut = block.rfind(b"\n") + 1
+            cut = data.rfind(b"\n", 0, end) + 1
             if cut == 0:
-                rest += block
+                rest = bytes(data[:end])
                 continue
-            chunk = _chunk(first_line, b"".join((rest, memoryview(block)[:cut], pad)))
-            rest = block[cut:]
+            rest = bytes(data[cut:end])
+            data[cut:cut + PAD] = pad
+            del data[cut + PAD:]
+            chunk = Chunk(first_line, data)
             yield chunk
-            first_line += len(chunk.lines)
+            first_line += chunk.n_lines
 
 
 def iter_line_chunks(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, pl.Series]]:
@@ -65,22 +111,11 @@ def iter_line_chunks(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> Iterat
         yield chunk.first_line, chunk.lines
 
 
-def _chunk(first_line: int, data: bytes) -> Chunk:
-    lines = _lines(data)
-    lines = lines.head(len(lines) - 1)  # the padding's blank line
-    starts = None
-    if data.isascii() and b"\r" not in data and b"\x00" not in data:
-        lengths = lines.str.len_bytes().to_numpy().astype(np.int64) + 1
-        starts = np.zeros(len(lengths), dtype=np.int64)
-        np.cumsum(lengths[:-1], out=starts[1:])
-    return Chunk(first_line, lines, data, starts)
-
-
 def _lines(data: bytes) -> pl.Series:
     """``data`` ends with a newline. Empty lines stay (as ""), so row i is line first+i."""
     # polars' CSV reader with a separator and quote that never occur splits lines in native
     # code; NUL bytes (garbage) cut a line, invalid UTF-8 becomes U+FFFD.
-    frame = pl.read_csv(data, has_header=False, separator="\x00", quote_char=None, new_columns=["text"],
+    frame = pl.read_csv(bytes(data), has_header=False, separator="\x00", quote_char=None, new_columns=["text"],
                         infer_schema=False, truncate_ragged_lines=True, encoding="utf8-lossy",
                         raise_if_empty=False)
     if frame.width == 0:

@@ -16,10 +16,14 @@ HIGH_FREQ_FACTOR = 4.0
 OLD_CONTEXT_LEN = 8192
 
 
-@torch.no_grad()
-def silu_and_mul(x):
+def _silu_and_mul(x):
     gate, up = x.float().chunk(2, dim=-1)
     return (torch.nn.functional.silu(gate) * up).to(x.dtype)
+
+
+@torch.no_grad()
+def silu_and_mul(x):
+    return _silu_and_mul(x)
 
 
 def llama31_inv_freq(rotary_dim, device):
@@ -30,8 +34,7 @@ def llama31_inv_freq(rotary_dim, device):
     return (1 - smooth) * inv_freq / ROPE_SCALE + smooth * inv_freq
 
 
-@torch.no_grad()
-def rope(q, k, pos_ids):
+def _rope(q, k, pos_ids):
     freqs = pos_ids.float()[:, None] * llama31_inv_freq(q.shape[-1], q.device)[None, :]
     cos, sin = freqs.cos()[:, None, :], freqs.sin()[:, None, :]
 
@@ -42,10 +45,18 @@ def rope(q, k, pos_ids):
     return rotate(q), rotate(k)
 
 
+@torch.no_grad()
+def rope(q, k, pos_ids):
+    return _rope(q, k, pos_ids)
+
+
 _COMPILED = {}
 
 
+@torch.no_grad()
 def _compiled(fn, *args):
+    # fn is a plain function of this file, never a @torch.no_grad() wrapper (see norm.py: those
+    # share one dynamo frame across every solution in a worker and exhaust its recompile limit).
     if args[0].device.type == "cpu" and os.environ.get("FIB_COMPILE_CPU") != "1":
         return fn(*args)
     if fn not in _COMPILED:
@@ -54,8 +65,8 @@ def _compiled(fn, *args):
 
 
 def silu_and_mul_compiled(x):
-    return _compiled(silu_and_mul, x)
+    return _compiled(_silu_and_mul, x)
 
 
 def rope_compiled(q, k, pos_ids):
-    return _compiled(rope, q, k, pos_ids)
+    return _compiled(_rope, q, k, pos_ids)

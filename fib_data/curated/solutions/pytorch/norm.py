@@ -18,20 +18,32 @@ def _normalize(x, weight):
     return x * torch.rsqrt(x.square().mean(dim=-1, keepdim=True) + EPS) * weight.float()
 
 
+def _rmsnorm(hidden_states, weight):
+    return _normalize(hidden_states, weight).to(hidden_states.dtype)
+
+
+def _fused_add_rmsnorm(hidden_states, residual, weight):
+    return _normalize(hidden_states.float() + residual.float(), weight).to(hidden_states.dtype)
+
+
 @torch.no_grad()
 def rmsnorm(hidden_states, weight):
-    return _normalize(hidden_states, weight).to(hidden_states.dtype)
+    return _rmsnorm(hidden_states, weight)
 
 
 @torch.no_grad()
 def fused_add_rmsnorm(hidden_states, residual, weight):
-    return _normalize(hidden_states.float() + residual.float(), weight).to(hidden_states.dtype)
+    return _fused_add_rmsnorm(hidden_states, residual, weight)
 
 
 _COMPILED = {}
 
 
+@torch.no_grad()
 def _compiled(fn, *args):
+    # fn must be a plain function of this file, never a @torch.no_grad() wrapper: torch.compile
+    # routes such wrappers through dynamo's one shared `inner` frame, so every solution loaded in
+    # a worker adds guards to that frame and the 9th hits the recompile limit (fullgraph: error).
     if args[0].device.type == "cpu" and os.environ.get("FIB_COMPILE_CPU") != "1":
         return fn(*args)
     if fn not in _COMPILED:
@@ -40,8 +52,8 @@ def _compiled(fn, *args):
 
 
 def rmsnorm_compiled(hidden_states, weight):
-    return _compiled(rmsnorm, hidden_states, weight)
+    return _compiled(_rmsnorm, hidden_states, weight)
 
 
 def fused_add_rmsnorm_compiled(hidden_states, residual, weight):
-    return _compiled(fused_add_rmsnorm, hidden_states, residual, weight)
+    return _compiled(_fused_add_rmsnorm, hidden_states, residual, weight)
