@@ -25,6 +25,16 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def _open(dataset: Path):
+    """The dataset folder, or a one-line error and exit 1 when it is not one."""
+    from .dataset import Dataset
+
+    try:
+        return Dataset(dataset)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+
+
 def print_rows(title: str, columns: list[str], rows: list[tuple]) -> None:
     table = Table(title=title)
     for col in columns:
@@ -53,13 +63,9 @@ def schemas(out: Path = typer.Option(Path("schemas"), help="Folder for the JSON 
 @app.command()
 def info(dataset: Path = DatasetArg) -> None:
     """Row counts and per-definition summary, via DuckDB over the Parquet files."""
-    from .dataset import Dataset
     from .summary import summarize
 
-    try:
-        ds = Dataset(dataset)
-    except FileNotFoundError as exc:
-        _fail(str(exc))
+    ds = _open(dataset)
     for title, columns, rows in summarize(ds):
         print_rows(title, columns, rows)
 
@@ -294,13 +300,9 @@ def diff(old: str = typer.Argument(..., help="Older dataset folder, or ORG/NAME@
 def report(dataset: Path = DatasetArg,
            out: Path = typer.Option(Path("report"), "--out", help="Folder for the static site.")) -> None:
     """Write a static HTML leaderboard site (works offline) from the queries in queries/."""
-    from .dataset import Dataset
     from .report import build_report
 
-    try:
-        ds = Dataset(dataset)
-    except FileNotFoundError as exc:
-        _fail(str(exc))
+    ds = _open(dataset)
     index = build_report(ds, out)
     console.print(f"wrote {index}")
 
@@ -324,14 +326,10 @@ def bench(dataset: Path = DatasetArg,
                                             help="Also run solutions whose target_hardware excludes "
                                                  "these devices.")) -> None:
     """Evaluate solutions on workloads; writes data/evaluations/run-<id>.parquet (resumable)."""
-    from .dataset import Dataset
     from .executor.bench import BenchOptions, parse_devices
     from .executor.progress import run_with_progress
 
-    try:
-        Dataset(dataset)
-    except FileNotFoundError as exc:
-        _fail(str(exc))
+    _open(dataset)
     options = BenchOptions(trials=trials, reps=reps, warmup_ms=warmup_ms, cuda_graph=cuda_graph, seed=seed,
                            timeout=timeout, build_timeout=build_timeout)
     from .executor.worker import WorkerFault
@@ -385,9 +383,8 @@ def dispatch(dataset: Path = DatasetArg,
     """The dispatch table apply() would use: per definition and shape, correct solutions, fastest first."""
     from .apply import build_table, detect_hardware
     from .apply.report import table_text
-    from .dataset import Dataset
 
-    ds = Dataset(dataset)
+    ds = _open(dataset)
     typer.echo(table_text(build_table(ds, detect_hardware(ds) if hardware == "auto" else hardware,
                                       engine=engine)))
 
