@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -320,8 +321,15 @@ def bench(dataset: Path = DatasetArg,
           cuda_graph: bool = typer.Option(False, "--cuda-graph", help="Time by CUDA-graph replay."),
           trials: int = typer.Option(3, help="Correctness trials with fresh inputs."),
           reps: Optional[int] = typer.Option(None, help="Timed calls (default 50 GPU, 10 CPU)."),
-          warmup_ms: Optional[float] = typer.Option(None, help="Warm-up budget (default 25 GPU, 5 CPU)."),
+          warmup_ms: Optional[float] = typer.Option(None, help="Warm-up budget (default 10 GPU, 5 CPU)."),
+          hold: bool = typer.Option(True, "--hold/--no-hold",
+                                    help="Spin the GPU before each timed call so host launch latency "
+                                         "is not timed (--no-hold times it, as the peer does)."),
+          prebuild: Optional[int] = typer.Option(None, help="Parallel build processes before timing "
+                                                             "(default: up to 8 on GPU; 0: off)."),
           seed: int = typer.Option(0, help="Base seed for inputs."),
+          stop_after: Optional[float] = typer.Option(None, help="Seconds; start no evaluation after "
+                                                     "this (rerun the command to resume)."),
           all_hardware: bool = typer.Option(False, "--all-hardware",
                                             help="Also run solutions whose target_hardware excludes "
                                                  "these devices.")) -> None:
@@ -331,13 +339,14 @@ def bench(dataset: Path = DatasetArg,
 
     _open(dataset)
     options = BenchOptions(trials=trials, reps=reps, warmup_ms=warmup_ms, cuda_graph=cuda_graph, seed=seed,
-                           timeout=timeout, build_timeout=build_timeout)
+                           timeout=timeout, build_timeout=build_timeout, hold=hold, prebuild=prebuild)
     from .executor.worker import WorkerFault
 
     try:
         run_with_progress(console, root=dataset, definitions=definition, solutions=solution, workloads=workload,
                           devices=["cuda"] if backend == "ray" and devices == "auto" else parse_devices(devices),
-                          backend=backend, address=address, options=options, all_hardware=all_hardware)
+                          backend=backend, address=address, options=options, all_hardware=all_hardware,
+                          deadline=time.monotonic() + stop_after if stop_after else None)
     except WorkerFault as exc:
         _fail(f"a device worker could not start: {exc}")
 

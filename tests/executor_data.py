@@ -93,7 +93,7 @@ def solution(definition: dict, name: str, source: str, dps: bool, language: str 
 def cheat(path: Path) -> tuple[dict, dict]:
     """A solutions row from a cheat file, and its expectations from the ``# expect:`` header."""
     source = path.read_text()
-    expect = dict(re.findall(r"^# expect-(\w+): (.+)$", source, re.MULTILINE))
+    expect = dict(re.findall(r"^# expect-([\w-]+): (.+)$", source, re.MULTILINE))
     dps = expect.get("dps", "false") == "true"
     return solution(RMSNORM, f"cheat_{path.stem}", source, dps), expect
 

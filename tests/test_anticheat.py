@@ -90,7 +90,7 @@ def test_side_stream_work_is_caught_on_gpu(tmp_path):
     cheat, expect = data.cheat(path)
     honest = data.solution(data.RMSNORM, "honest", data.HONEST_VALUE, False)
     ds = data.build(tmp_path / "ds", [cheat, honest], batches=(1 << 20,))  # ~0.5 ms of GPU work
-    result = run_bench(ds.root, definitions=["rmsnorm_h64"], devices=["cuda:0"],
+    result = run_bench(ds.root, definitions=["rmsnorm_h64"], devices=["cuda:0"], all_hardware=True,
                        options=BenchOptions(trials=2, reps=20, warmup_ms=5.0, timeout=120.0))
     rows = {r["solution"]: r for r in result["rows"]}
     assert expect["gpu-flag"] in rows[cheat["name"]]["flags"]

@@ -1,21 +1,28 @@
 """Evaluate every shipped baseline solution on its default workloads, on this machine's GPUs.
 
-    python benchmarks/gpu/bench_baselines.py [DATASET]    # ~4-6 min on one H100 (nvcc/torch.compile builds)
+    python benchmarks/gpu/bench_baselines.py [DATASET] [--profile full] [--stop-after SECONDS]
 
-Builds the shipped dataset (``fib build``'s content) into DATASET (default $OUT/flashinfer-bench,
-else ./flashinfer-bench), runs the executor on every GPU, and leaves the evaluations part file in
-DATASET/data/evaluations/ (bring that folder back to add the rows to the published dataset).
-Rerunning resumes: finished evaluations are not repeated.
+Builds the shipped dataset (``fib build``'s content) into DATASET (default ./flashinfer-bench) if
+it is not there, runs the executor on every GPU (solutions are pre-built in parallel first), and
+leaves the evaluations part file in DATASET/data/evaluations/. Rerunning resumes: finished
+evaluations are not repeated, so a device session can split the work over several calls.
+``--stop-after`` ends the run cleanly (SIGTERM to ourselves is avoided: the scheduler is simply
+given no more jobs) so the part file is written before a device call's limit. With $OUT set, the
+part files and the correctness table are copied there.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 import bench_kernels as K  # noqa: E402
 
 
@@ -24,21 +31,45 @@ def main() -> int:
     from fib_data.dataset import Dataset
     from fib_data.executor.bench import BenchOptions, parse_devices, run_bench
 
-    out = K.out_dir()
-    root = Path(sys.argv[1]) if len(sys.argv) > 1 else (out / "flashinfer-bench" if out else Path("flashinfer-bench"))
+    parser = argparse.ArgumentParser()
+    parser.add_argument("dataset", nargs="?", type=Path, default=Path("flashinfer-bench"))
+    parser.add_argument("--profile", default="full")
+    parser.add_argument("--stop-after", type=float, default=None, help="seconds; then stop taking jobs")
+    parser.add_argument("--definition", action="append", default=None)
+    parser.add_argument("--skip", action="append", default=[], help="skip definitions containing this")
+    parser.add_argument("--skip-solution", action="append", default=[], help="skip solutions containing this")
+    args = parser.parse_args()
+    root = args.dataset
     if not (root / "data").is_dir():
-        build_dataset(root)
+        build_dataset(root, args.profile)
+    names = args.definition or [d["name"] for d in Dataset(root).read("definitions").to_pylist()]
+    names = [n for n in names if not any(s in n for s in args.skip)]
+    solutions = [s["name"] for s in Dataset(root).read("solutions").to_pylist()
+                 if not any(x in s["name"] for x in args.skip_solution)]
     started = time.monotonic()
-    result = run_bench(root, devices=parse_devices("auto"), options=BenchOptions(timeout=180.0, build_timeout=420.0),
-                       on_row=lambda r: print(f"{r['status']:20} {r['solution']:60} "
-                                              f"{r['latency_ms'] or float('nan'):10.4f} ms  "
-                                              f"x{r['speedup_factor'] or float('nan'):7.2f}  {','.join(r['flags'])}",
-                                              flush=True))
+    deadline = started + args.stop_after if args.stop_after else None
+
+    def show(r):
+        print(f"{r['status']:20} {r['solution']:60} {r['latency_ms'] or float('nan'):10.4f} ms  "
+              f"x{r['speedup_factor'] or float('nan'):7.2f}  {','.join(r['flags'])}", flush=True)
+
+    result = run_bench(root, definitions=names, solutions=solutions, devices=parse_devices("auto"),
+                       options=BenchOptions(timeout=180.0, build_timeout=420.0),
+                       on_row=show, deadline=deadline,
+                       on_prebuilt=lambda n, s, e: print(f"prebuilt {n} in {s:.0f} s" + (f": {e}" if e else ""),
+                                                         flush=True))
     summary = {"run_id": result["run_id"], "evaluations": len(result["rows"]), "statuses": result["statuses"],
-               "already_stored": result["skipped_done"], "wall_s": time.monotonic() - started,
-               "part_file": str(result["part_file"]), "dataset_evaluations": Dataset(root).count("evaluations")}
+               "already_stored": result["skipped_done"], "not_started": result.get("not_started", 0),
+               "wall_s": time.monotonic() - started, "part_file": str(result["part_file"]),
+               "dataset_evaluations": Dataset(root).count("evaluations")}
     print(json.dumps(summary, indent=2))
     K.save_json("bench_baselines.json", summary)
+    out = K.out_dir()
+    if out:
+        for p in (root / "data" / "evaluations").glob("*.parquet"):
+            shutil.copy(p, out / p.name)
+        with open(out / "correctness_table.md", "w") as f:
+            subprocess.run([sys.executable, str(HERE / "correctness_table.py"), str(root), "--markdown"], stdout=f)
     return 0
 
 

@@ -208,7 +208,14 @@ def workload_row(definition: dict, axes: dict) -> dict:
             "observed_at": None, "measured_axes": [], "bucketing": "exact", "notes": "benchmarks/gpu"}
 
 
+def no_jit() -> bool:
+    """FIB_NO_JIT=1: leave out solutions that need flashinfer's JIT or nvcc (a short device call)."""
+    return os.environ.get("FIB_NO_JIT") == "1"
+
+
 def has_flashinfer() -> bool:
+    if no_jit():
+        return False
     try:
         import flashinfer  # noqa: F401
 

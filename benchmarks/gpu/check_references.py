@@ -149,7 +149,12 @@ def fi_gemm(defn, x, axes):
 def fi_fp8_gemm(defn, x, axes):
     from flashinfer.gemm import fp8_blockscale_gemm_sm90
 
-    return fp8_blockscale_gemm_sm90(x["A"], x["B"], x["A_scale"], x["B_scale"])
+    # The kernel reads activation scales M-contiguous ([K/128, M], M padded to 4), DeepGEMM's
+    # layout; the definition's [M, K/128] scales are transposed into it (as the solution does).
+    m = x["A"].shape[0]
+    a_scale = torch.zeros(x["A_scale"].shape[1], (m + 3) // 4 * 4, dtype=torch.float32, device=x["A"].device)
+    a_scale[:, :m] = x["A_scale"].T
+    return fp8_blockscale_gemm_sm90(x["A"], x["B"], a_scale, x["B_scale"])
 
 
 def fi_rmsnorm(defn, x, axes):

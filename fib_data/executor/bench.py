@@ -17,9 +17,11 @@ from .verdict import evaluation_row
 class BenchOptions:
     trials: int = 3
     reps: int | None = None          # timed calls; default 50 on GPU, 10 on CPU
-    warmup_ms: float | None = None   # default 25 ms on GPU, 5 ms on CPU
+    warmup_ms: float | None = None   # default 10 ms on GPU, 5 ms on CPU
     cuda_graph: bool = False
     l2_flush: bool = True
+    hold: bool = True                # GPU spin before the start event hides host launch latency
+    prebuild: int | None = None      # parallel build processes before timing; None: auto, 0: off
     seed: int = 0
     timeout: float = 300.0
     build_timeout: float = 600.0
@@ -30,7 +32,7 @@ class BenchOptions:
     def resolved(self, gpu: bool) -> dict:
         out = asdict(self)
         out["reps"] = self.reps if self.reps is not None else (50 if gpu else 10)
-        out["warmup_ms"] = self.warmup_ms if self.warmup_ms is not None else (25.0 if gpu else 5.0)
+        out["warmup_ms"] = self.warmup_ms if self.warmup_ms is not None else (10.0 if gpu else 5.0)
         return out
 
     def public(self, gpu: bool) -> dict:
@@ -95,12 +97,26 @@ def make_agents(devices: list[str], backend: str, address: str | None):
     return [LocalAgent(f"{d}#{i}" if devices.count(d) > 1 else d, d) for i, d in enumerate(devices)]
 
 
+def _prebuild(todo: list[dict], agents, backend: str, options: BenchOptions, on_done=None) -> dict | None:
+    devices = [a.device for a in agents if a.device.startswith("cuda")]
+    if backend != "local" or not devices or options.prebuild == 0:
+        return None
+    from .prebuild import prebuild
+
+    return prebuild(todo, sorted(set(devices)), options.prebuild, timeout=options.build_timeout, on_done=on_done)
+
+
 def run_bench(root: str | Path, *, definitions=None, solutions=None, workloads=None,
               devices: Sequence[str] = ("cpu",), backend: str = "local", address: str | None = None,
               options: BenchOptions | None = None, all_hardware: bool = False,
               on_start: Callable[[int, int], None] | None = None,
-              on_row: Callable[[dict], None] | None = None) -> dict:
-    """Evaluate the selected (solution, workload) pairs not evaluated yet in this environment."""
+              on_row: Callable[[dict], None] | None = None, deadline: float | None = None,
+              on_prebuilt: Callable[[str, float, str | None], None] | None = None) -> dict:
+    """Evaluate the selected (solution, workload) pairs not evaluated yet in this environment.
+
+    ``deadline`` (a ``time.monotonic()`` value): no job starts after it; the rest are left for a
+    rerun, which resumes.
+    """
     from .scheduler import Scheduler
 
     ds = Dataset(root)
@@ -121,10 +137,11 @@ def run_bench(root: str | Path, *, definitions=None, solutions=None, workloads=N
         resolved = options.resolved(gpu)
         for job in todo:
             job["options"] = resolved
+        built = _prebuild(todo, agents, backend, options, on_prebuilt)
         run = store.RunStore(ds, store.new_run_id())
         run.start(backend=backend, devices=[a.name for a in agents], options=options.public(gpu),
                   selected=len(jobs), to_run=len(todo), recovered_runs=recovered,
-                  environments=[i["environment"] for i in infos])
+                  environments=[i["environment"] for i in infos], prebuild=built)
         if on_start:
             on_start(len(jobs), len(todo))
         rows: list[dict] = []
@@ -136,7 +153,8 @@ def run_bench(root: str | Path, *, definitions=None, solutions=None, workloads=N
             if on_row:
                 on_row(row)
 
-        Scheduler(agents, options.timeout, options.build_timeout, record).run(todo)
+        scheduler = Scheduler(agents, options.timeout, options.build_timeout, record, deadline=deadline)
+        scheduler.run(todo)
     finally:
         for agent in agents:
             try:
@@ -148,5 +166,5 @@ def run_bench(root: str | Path, *, definitions=None, solutions=None, workloads=N
         counts[row["status"]] = counts.get(row["status"], 0) + 1
     path = run.finish(evaluations=len(rows), statuses=counts)
     return {"run_id": run.run_id, "selected": len(jobs), "skipped_done": len(jobs) - len(todo),
-            "rows": rows, "part_file": path, "statuses": counts}
+            "rows": rows, "part_file": path, "statuses": counts, "not_started": scheduler.left}
 

@@ -8,6 +8,7 @@ what integrity checks saw); ``verdict.py`` in the parent decides the status from
 from __future__ import annotations
 
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -39,6 +40,7 @@ class WorkerState:
     snapshot: Snapshot
     pools: dict = field(default_factory=dict)
     flush: Any = None
+    hold: Any = None
 
 
 def _sync(device: str) -> Callable[[], None]:
@@ -67,18 +69,31 @@ def evaluate(state: WorkerState, job: Mapping) -> dict:
         raw["reference_error"] = _tail()
         return raw
     try:
-        fn = build_solution(solution, state.device)
+        with _phase(raw, "build"):
+            fn = build_solution(solution, state.device)
     except BuildError as exc:
         raw["build_error"] = str(exc)[-3000:]
         return _finish(state, raw)
     try:
-        ok = _trials(state, job, reference, fn, raw)
+        with _phase(raw, "trials"):
+            ok = _trials(state, job, reference, fn, raw)
         if ok and opts.get("reps", 0) > 0:
-            _timing(state, job, reference, fn, raw)
+            with _phase(raw, "timing"):
+                _timing(state, job, reference, fn, raw)
     except Exception as exc:
         raw["trials"].append({"error": _tail(), "outputs": []})
         raw["fatal"] = _fatal(exc)
     return _finish(state, raw)
+
+
+@contextmanager
+def _phase(raw: dict, name: str):
+    """Seconds spent per phase, kept in the row's extra statistics (where a run's time goes)."""
+    started = timing.now_ms()
+    try:
+        yield
+    finally:
+        raw.setdefault("phases", {})[name] = round((timing.now_ms() - started) / 1e3, 4)
 
 
 def _fatal(exc: BaseException) -> bool:
@@ -89,11 +104,17 @@ def _fatal(exc: BaseException) -> bool:
 
 def _finish(state: WorkerState, raw: dict) -> dict:
     raw["tampered"] = state.snapshot.changed()
+    failed = raw["build_error"] or any(t.get("error") for t in raw["trials"])
+    if failed:  # e.g. after an OOM, give the cached blocks back before the next job
+        _release(state)
+    return raw
+
+
+def _release(state: WorkerState) -> None:
     if state.device.startswith("cuda"):
         import torch
 
         torch.cuda.empty_cache()
-    return raw
 
 
 def _inputs(state: WorkerState, job: Mapping, index: int) -> list:
@@ -159,6 +180,7 @@ def _pool(state: WorkerState, job: Mapping, reference) -> Pool:
     if pool is not None and not pool.dirty:
         return pool
     state.pools.clear()  # one workload's sets at a time keeps device memory bounded
+    _release(state)
     opts = job["options"]
     first = _inputs(state, job, _POOL_SEED_BASE)
     budget = int(opts.get("pool_bytes", 1 << 30))
@@ -179,7 +201,7 @@ def _pool(state: WorkerState, job: Mapping, reference) -> Pool:
 def _measure(state: WorkerState, job: Mapping, fn, prepare, finish, n_sets: int, warm_args) -> dict:
     opts, device = job["options"], state.device
     sync = _sync(device)
-    timing.warm_up(lambda: fn(*warm_args), float(opts.get("warmup_ms", 25.0)), sync)
+    host_ms = timing.warm_up(lambda: fn(*warm_args), float(opts.get("warmup_ms", 25.0)), sync)
     reps = int(opts["reps"])
     if not device.startswith("cuda"):
         return timing.measure_cpu(fn, prepare, finish, reps, n_sets)
@@ -193,8 +215,11 @@ def _measure(state: WorkerState, job: Mapping, fn, prepare, finish, n_sets: int,
         fallback = None
     if opts.get("l2_flush", True) and state.flush is None:
         state.flush = timing.L2Flush(device)
+    if opts.get("hold", True) and state.hold is None:
+        state.hold = timing.Hold()
     result = timing.measure_cuda(fn, prepare, finish, reps, n_sets,
-                                 state.flush if opts.get("l2_flush", True) else None)
+                                 state.flush if opts.get("l2_flush", True) else None,
+                                 state.hold if opts.get("hold", True) else None, host_ms)
     result["sync_overhead_ms"] = timing.sync_overhead_ms()
     if fallback:
         result["fallback"] = fallback
@@ -203,26 +228,28 @@ def _measure(state: WorkerState, job: Mapping, fn, prepare, finish, n_sets: int,
 
 def _timing(state: WorkerState, job: Mapping, reference, fn, raw: dict) -> None:
     definition, device = job["definition"], state.device
-    pool = _pool(state, job, reference)
+    with _phase(raw, "pool"):
+        pool = _pool(state, job, reference)
     raw["reference_timing"] = pool.ref_timing | {"input_sets": len(pool.sets)}
     dps = job["solution"]["destination_passing_style"]
     out_names = [o["name"] for o in definition["outputs"]]
     kept: list[tuple[int, list]] = []
-    mutated_sets: list[int] = []
 
     def prepare(i):
         return _call_args(job, pool.sets[i], device)[0]
 
     def finish(i, result, args):
+        # Inputs are checked once per set after the loop, not after every call: a change made by
+        # any timed call stays in the set's memory until then, and checksumming a large KV cache
+        # 50 times would cost more than the kernel being timed.
         outs = list(args[len(pool.sets[i]):]) if dps else list(normalize_outputs(result, out_names))
         kept.append((i, outs))
-        if cx.fingerprint(pool.sets[i]) != pool.fingerprints[i]:
-            mutated_sets.append(i)
 
     warm = _call_args(job, cx.clone_inputs(pool.sets[0]), device)[0]
     result = _measure(state, job, fn, prepare, finish, len(pool.sets), warm_args=warm)
     result["input_sets"] = len(pool.sets)
     result.update(_verify_timed(definition, pool, kept, job["options"].get("required_matched_ratio", 1.0), dps))
+    mutated_sets = [i for i, values in enumerate(pool.sets) if cx.fingerprint(values) != pool.fingerprints[i]]
     if mutated_sets:
         pool.dirty = True
         result["input_mutated"] = f"timed calls changed input set(s) {sorted(set(mutated_sets))}"

@@ -24,11 +24,17 @@ def run_with_progress(console: Console, **kwargs: Any) -> dict:
     def on_row(row: dict) -> None:
         progress.update(task, advance=1, description=f"{row['solution']}: {row['status']}")
 
+    def on_prebuilt(name: str, seconds: float, error: str | None) -> None:
+        progress.update(task, description=f"pre-built {name} ({seconds:.0f} s{', failed' if error else ''})")
+
     with progress:
-        result = run_bench(on_start=on_start, on_row=on_row, **kwargs)
+        result = run_bench(on_start=on_start, on_row=on_row, on_prebuilt=on_prebuilt, **kwargs)
     console.print(summary_table(result["rows"]))
     console.print(f"run {result['run_id']}: {len(result['rows'])} evaluations, "
                   f"{result['skipped_done']} already stored; part file {result['part_file']}")
+    if result.get("not_started"):
+        console.print(f"{result['not_started']} evaluations not started before the deadline; "
+                      "rerun the same command to resume")
     return result
 
 

@@ -9,6 +9,7 @@ jobs are recorded as TIMEOUT (flag skipped_after_timeout) instead of costing a t
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
@@ -56,8 +57,9 @@ def distribute(jobs: Sequence[Mapping], n: int) -> list[deque]:
 
 class Scheduler:
     def __init__(self, agents: Sequence[Any], timeout: float, build_timeout: float,
-                 on_result: Callable[[Mapping, dict, Any], None]):
+                 on_result: Callable[[Mapping, dict, Any], None], deadline: float | None = None):
         self.agents, self.timeout, self.build_timeout = list(agents), timeout, build_timeout
+        self.deadline, self.left = deadline, 0
         self.on_result = on_result
         self.lock = threading.Lock()
         self.timed_out: dict[str, str] = {}
@@ -65,6 +67,9 @@ class Scheduler:
 
     def _next(self, queues: list[deque], mine: int) -> Mapping | None:
         with self.lock:
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                self.left = sum(len(q) for q in queues)
+                return None
             if queues[mine]:
                 return queues[mine].popleft()
             victim = max(range(len(queues)), key=lambda i: len(queues[i]))

@@ -36,13 +36,16 @@ def now_ms(clock=_clock_ns) -> float:
 
 
 def warm_up(call: Callable[[], Any], budget_ms: float, sync: Callable[[], None], min_calls: int = 2,
-            max_calls: int = 1000) -> int:
-    start, calls = now_ms(), 0
-    while calls < min_calls or (now_ms() - start < budget_ms and calls < max_calls):
+            max_calls: int = 1000, clock=_clock_ns) -> list[float]:
+    """Call until ``budget_ms`` has passed; returns the host time each call took to return
+    (before the sync), i.e. how long the host needs to enqueue one call."""
+    start, host = now_ms(), []
+    while len(host) < min_calls or (now_ms() - start < budget_ms and len(host) < max_calls):
+        t0 = clock()
         call()
+        host.append((clock() - t0) / 1e6)
         sync()
-        calls += 1
-    return calls
+    return host
 
 
 def measure_cpu(fn: Callable, prepare: Callable, finish: Callable, reps: int, n_sets: int,
@@ -74,34 +77,97 @@ class L2Flush:
         self.buffer.zero_()
 
 
+class Hold:
+    """A GPU spin enqueued right before the start event, long enough for the host to enqueue
+    the whole call behind it.
+
+    Without it the start event fires as soon as the GPU is idle and the solution's Python-side
+    launch latency is timed as if it were kernel time (the peer's numbers include it). With it the
+    events bracket device work only, which is what CUPTI reports. ``torch.cuda._sleep`` counts
+    clock cycles, so the cycles per millisecond are calibrated once with events.
+    """
+
+    MAX_MS = 2.0
+
+    def __init__(self):
+        import torch
+
+        self._sleep = torch.cuda._sleep
+        Event, sync = _cuda["Event"], _cuda["synchronize"]
+        self._sleep(10_000)  # first launch pays module loading
+        sync()
+        cycles, best = 1_000_000, None
+        for _ in range(3):
+            a, b = Event(enable_timing=True), Event(enable_timing=True)
+            a.record()
+            self._sleep(cycles)
+            b.record()
+            sync()
+            ms = _cuda["elapsed"](a, b)
+            best = ms if best is None else min(best, ms)
+        self.cycles_per_ms = cycles / max(best, 1e-3)
+
+    def cycles_for(self, host_ms: list[float]) -> tuple[int, float]:
+        """Spin length covering the host enqueue times seen so far (their 90th percentile, or the
+        last few calls if slower: timed calls can enqueue slower than warm-up calls, e.g. when
+        kept outputs make the allocator ask the driver for memory)."""
+        if not host_ms:
+            return 0, 0.0
+        q = max(sorted(host_ms)[int(0.9 * (len(host_ms) - 1))], max(host_ms[-3:]))
+        ms = min(max(1.5 * q + 0.02, 0.02), self.MAX_MS)
+        return int(ms * self.cycles_per_ms), ms
+
+    def __call__(self, cycles: int) -> None:
+        if cycles:
+            self._sleep(cycles)
+
+
 def measure_cuda(fn: Callable, prepare: Callable, finish: Callable, reps: int, n_sets: int,
-                 flush: Callable[[], None] | None) -> dict:
+                 flush: Callable[[], None] | None, hold: Hold | None = None,
+                 host_seen: list[float] = ()) -> dict:
     """CUDA events on the current stream around each call, plus a device-wide end marker.
 
     ``wide_ms`` ends at an event recorded after ``torch.cuda.synchronize()`` (all streams), so
     work hidden on a side stream shows up there even when the stream's own events miss it.
+    ``hold`` (a GPU spin) runs after the flush and before the start event, sized from the host
+    enqueue times seen so far (``host_seen`` from warm-up, then every timed call); ``held`` marks
+    the calls the host had fully enqueued before the spin ended.
     """
     Event, sync = _cuda["Event"], _cuda["synchronize"]
     stream = _cuda["current_stream"]()
-    marks = []
+    seen = list(host_seen)
+    marks, host, held, holds = [], [], [], []
     for r in range(reps):
         i = r % n_sets
         args = prepare(i)
         start, stop, wide = Event(enable_timing=True), Event(enable_timing=True), Event(enable_timing=True)
         if flush is not None:
             flush()
+        cycles, hold_ms = hold.cycles_for(seen) if hold is not None else (0, 0.0)
+        if cycles:
+            hold(cycles)
         start.record(stream)
+        t0 = _clock_ns()
         result = fn(*args)
+        took = (_clock_ns() - t0) / 1e6
         stop.record(stream)
         sync()
         wide.record(stream)
         finish(i, result, args)
         marks.append((start, stop, wide))
+        host.append(took)
+        seen.append(took)
+        holds.append(hold_ms)
+        held.append(hold is not None and took < hold_ms)
     sync()
     elapsed = _cuda["elapsed"]
-    return {"timer": "cuda_event",
-            "samples_ms": [elapsed(a, b) for a, b, _ in marks],
-            "wide_ms": [elapsed(a, c) for a, _, c in marks]}
+    out = {"timer": "cuda_event",
+           "samples_ms": [elapsed(a, b) for a, b, _ in marks],
+           "wide_ms": [elapsed(a, c) for a, _, c in marks],
+           "host_ms": host}
+    if hold is not None:
+        out.update(held=held, hold_ms=holds)
+    return out
 
 
 def sync_overhead_ms(reps: int = 20) -> list[float]:

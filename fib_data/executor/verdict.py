@@ -59,15 +59,22 @@ def latency(timed: Mapping | None) -> dict:
     """Median and IQR, corrected to the device-wide marker when work escaped the timed stream."""
     if not timed:
         return {"median": None, "iqr": None, "gap": False}
-    median, iqr = median_iqr(timed["samples_ms"])
-    out = {"median": median, "iqr": iqr, "gap": False}
-    if timed.get("wide_ms"):
+    samples, wides = timed["samples_ms"], timed.get("wide_ms")
+    held = timed.get("held")
+    if held and 2 * sum(held) >= len(held):
+        # Calls the host was still enqueueing when the hold ended have launch latency inside
+        # their interval; drop them while the held ones are the majority.
+        samples = [x for x, h in zip(samples, held) if h]
+        wides = [x for x, h in zip(wides, held) if h] if wides else wides
+    median, iqr = median_iqr(samples)
+    out = {"median": median, "iqr": iqr, "gap": False, "unheld": len(held) - sum(held) if held else None}
+    if wides:
         overhead = statistics.median(timed.get("sync_overhead_ms") or [0.0])
-        tails = [w - s for w, s in zip(timed["wide_ms"], timed["samples_ms"])]
+        tails = [w - s for w, s in zip(wides, samples)]
         excess = statistics.median(tails) - overhead
         out["gap_ms"] = excess
         if excess > max(GAP_FLOOR_MS, GAP_FRACTION * median):
-            wide, wide_iqr = median_iqr([w - overhead for w in timed["wide_ms"]])
+            wide, wide_iqr = median_iqr([w - overhead for w in wides])
             out.update(median=wide, iqr=wide_iqr, gap=True, stream_median=median)
     return out
 
@@ -138,6 +145,9 @@ def _extra(definition: Mapping, raw: Mapping, sol: dict, ref: dict, peaks: Mappi
         "reference_timer": (raw.get("reference_timing") or {}).get("timer"),
         "stream_latency_ms": sol.get("stream_median"), "gap_ms": sol.get("gap_ms"),
         "peaks_source": peaks.get("source"), "wall_s": raw.get("wall_s"),
+        "host_enqueue_ms": statistics.median(timed["host_ms"]) if timed.get("host_ms") else None,
+        "hold_ms": statistics.median(timed["hold_ms"]) if timed.get("hold_ms") else None,
+        "unheld_calls": sol.get("unheld"), "phases_s": raw.get("phases"),
     }
     if sampling.is_sampler(definition):
         extra["sampling"] = sampling.method()

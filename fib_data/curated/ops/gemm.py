@@ -40,6 +40,8 @@ def gemm_fp8_block_scale(n: int, k: int, *, model: str | None = None, tp: int = 
                 tensor("B_scale", ["N_blocks", "K_blocks"], "float32", "Weight scales, one per 128x128 block.")],
         outputs=[tensor("C", ["M", "N"], "bfloat16", "Result.")],
         reference=reference("gemm_fp8_block_scale.py"),
-        tolerances=[tolerance("bfloat16", 5e-2, 2e-2,
-                              "Hopper FP8 tensor cores accumulate with a short mantissa inside each "
-                              "128-wide K block before fp32 promotion; output rounded to bf16")])
+        tolerances=[tolerance("bfloat16", 1.0, 2e-2,
+                              "outputs have RMS ~150 (K=7168 e4m3 products, O(1) scales); Hopper FP8 "
+                              "MMA accumulates each 128-K block with a short mantissa, so near-zero "
+                              "outputs of correct kernels are off by up to ~0.1 (measured on an H100), "
+                              "and bf16 rounding alone is 2 at |y| ~ 512")])
