@@ -2,6 +2,8 @@
 
 import time
 
+import pytest
+
 from executor_data import HONEST_DPS, RMSNORM, build, solution
 
 from fib_data.executor.bench import select_jobs
@@ -58,3 +60,50 @@ def test_a_deadline_stops_the_run_and_a_rerun_resumes(tmp_path):
     assert first["rows"] == [] and first["not_started"] == 7
     second = run_bench(ds.root, devices=["cpu"], options=opts)
     assert len(second["rows"]) == 7 and second["skipped_done"] == 0
+
+
+CPP = r'''
+#include <torch/extension.h>
+
+void run(torch::Tensor x, torch::Tensor weight, torch::Tensor out) { out.copy_(x); }
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { m.def("run", &run); }
+'''
+
+
+def _cxx_toolchain() -> bool:
+    import shutil
+
+    from torch.utils.cpp_extension import is_ninja_available
+
+    return bool(shutil.which("c++")) and is_ninja_available()
+
+
+def _build_in_child(row: dict) -> None:
+    import multiprocessing as mp
+
+    from fib_data.executor.build import build_solution
+
+    ctx = mp.get_context("spawn")
+    proc = ctx.Process(target=build_solution, args=(row, "cpu"))
+    proc.start()
+    proc.join(300)
+    assert proc.exitcode == 0
+
+
+@pytest.mark.slow
+def test_a_prebuilt_extension_is_loaded_not_rebuilt_by_the_worker(tmp_path, monkeypatch):
+    if not _cxx_toolchain():
+        pytest.skip("needs a C++ compiler and ninja")
+    monkeypatch.setenv("FIB_EXTENSION_CACHE", str(tmp_path / "ext"))
+    row = dict(solution(RMSNORM, "copy_cpp", "", True, language="cpp"), entry_point="main.cpp::run",
+               sources=[{"path": "main.cpp", "content": CPP}])
+    from fib_data.hashing import solution_hash
+
+    row["content_hash"] = solution_hash(row)
+    result = prebuild(select_jobs(build(tmp_path / "ds", [row])), ["cpu"], processes=1)
+    assert result["built"] == 1, result
+    (lib,) = (tmp_path / "ext").rglob("*.so")
+    stamp = lib.stat().st_mtime_ns
+    _build_in_child(row)  # another process, as the device worker is
+    assert lib.stat().st_mtime_ns == stamp

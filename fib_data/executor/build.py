@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .sources import import_file, private_dir
+from .sources import import_file
 
 _CACHE: dict[str, Callable] = {}
 _FAILED: dict[str, str] = {}
@@ -55,12 +55,18 @@ def _build_extension(row: Mapping, key: str) -> Callable:
 
     file, func = split_entry_point(row["entry_point"])
     files = {s["path"]: s["content"] for s in row["sources"]}
-    folder = private_dir() / f"fib_ext_{key[:16]}"
+    # Sources live beside the build, at a path fixed by the content hash: torch versions an
+    # extension by its build arguments (include paths among them) and ninja by source paths and
+    # times, so a fresh temp folder per process would rebuild what a pre-build already compiled.
+    folder = extension_cache_dir(key) / "src"
     compiled = []
     for rel, content in files.items():
-        path = folder / rel
+        path = (folder / rel).resolve()
+        if folder.resolve() not in path.parents:
+            raise BuildError(f"source path {rel!r} leaves the solution folder")
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content)
+        if not path.exists() or path.read_text() != content:
+            path.write_text(content)
         if path.suffix in (".cu", ".cpp", ".cc", ".cxx"):
             compiled.append(str(path))
     if not compiled:
