@@ -320,7 +320,10 @@ def bench(dataset: Path = DatasetArg,
           address: Optional[str] = typer.Option(None, help="Ray cluster address (backend ray)."),
           cuda_graph: bool = typer.Option(False, "--cuda-graph", help="Time by CUDA-graph replay."),
           trials: int = typer.Option(3, help="Correctness trials with fresh inputs."),
-          reps: Optional[int] = typer.Option(None, help="Timed calls (default 50 GPU, 10 CPU)."),
+          reps: Optional[int] = typer.Option(None, help="Most timed calls (default 50 GPU, 10 CPU)."),
+          min_reps: int = typer.Option(10, help="Fewest timed calls before the CI rule may stop."),
+          ci_width: float = typer.Option(0.02, help="Stop timing once the median's 95%% CI is this narrow "
+                                                     "(relative); 0 times exactly --reps calls."),
           warmup_ms: Optional[float] = typer.Option(None, help="Warm-up budget (default 10 GPU, 5 CPU)."),
           hold: bool = typer.Option(True, "--hold/--no-hold",
                                     help="Spin the GPU before each timed call so host launch latency "
@@ -339,7 +342,8 @@ def bench(dataset: Path = DatasetArg,
 
     _open(dataset)
     options = BenchOptions(trials=trials, reps=reps, warmup_ms=warmup_ms, cuda_graph=cuda_graph, seed=seed,
-                           timeout=timeout, build_timeout=build_timeout, hold=hold, prebuild=prebuild)
+                           timeout=timeout, build_timeout=build_timeout, hold=hold, prebuild=prebuild,
+                           min_reps=min_reps, ci_width=ci_width)
     from .executor.worker import WorkerFault
 
     try:

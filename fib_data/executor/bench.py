@@ -16,7 +16,9 @@ from .verdict import evaluation_row
 @dataclass
 class BenchOptions:
     trials: int = 3
-    reps: int | None = None          # timed calls; default 50 on GPU, 10 on CPU
+    reps: int | None = None          # most timed calls; default 50 on GPU, 10 on CPU
+    min_reps: int = 10               # fewest timed calls before the CI rule may stop the loop
+    ci_width: float = 0.02           # stop once the median's 95% CI is this narrow (relative); 0: fixed reps
     warmup_ms: float | None = None   # default 10 ms on GPU, 5 ms on CPU
     cuda_graph: bool = False
     l2_flush: bool = True

@@ -25,13 +25,30 @@ _POOL_SEED_BASE = 1_000_000  # pool sets never share a seed with correctness tri
 
 @dataclass
 class Pool:
-    """Distinct input sets for timing a workload, the reference's outputs and timing on them."""
-    sets: list[list]
-    fingerprints: list[list]
-    ref_outputs: list[tuple | None]
+    """Distinct input sets for timing a workload, made on first use, and the reference's outputs
+    and timing on them. ``capacity`` bounds the sets (memory budget, most timed calls)."""
+    make: Callable[[int], list]
+    capacity: int
+    sets: list[list] = field(default_factory=list)
+    fingerprints: list[list] = field(default_factory=list)
+    ref_outputs: list[tuple | None] = field(default_factory=list)
     ref_timing: dict = field(default_factory=dict)
     dists: dict = field(default_factory=dict)  # samplers: set index -> exact distribution
     dirty: bool = False
+
+    def get(self, i: int) -> list:
+        while len(self.sets) <= i:
+            values = self.make(len(self.sets))
+            self.sets.append(values)
+            self.fingerprints.append(cx.fingerprint(values))
+            self.ref_outputs.append(None)
+        return self.sets[i]
+
+    def ref_output(self, i: int, reference) -> tuple:
+        """The reference's outputs on set ``i`` (computed untimed if its timing never reached it)."""
+        if self.ref_outputs[i] is None:
+            self.ref_outputs[i] = reference(*self.get(i))
+        return self.ref_outputs[i]
 
 
 @dataclass
@@ -182,17 +199,17 @@ def _pool(state: WorkerState, job: Mapping, reference) -> Pool:
     state.pools.clear()  # one workload's sets at a time keeps device memory bounded
     _release(state)
     opts = job["options"]
-    first = _inputs(state, job, _POOL_SEED_BASE)
+    make = lambda i: _inputs(state, job, _POOL_SEED_BASE + i)  # noqa: E731
+    first = make(0)
     budget = int(opts.get("pool_bytes", 1 << 30))
-    n_sets = max(2, min(int(opts["reps"]), budget // max(_set_bytes(first), 1)))
-    sets = [first] + [_inputs(state, job, _POOL_SEED_BASE + i) for i in range(1, n_sets)]
-    pool = Pool(sets=sets, fingerprints=[cx.fingerprint(s) for s in sets], ref_outputs=[None] * n_sets)
+    capacity = max(2, min(int(opts["reps"]), budget // max(_set_bytes(first), 1)))
+    pool = Pool(make=lambda i: first if i == 0 else make(i), capacity=capacity)
 
     def keep(i, result, args):
         if pool.ref_outputs[i] is None:
             pool.ref_outputs[i] = result
 
-    pool.ref_timing = _measure(state, job, reference, lambda i: pool.sets[i], keep, n_sets,
+    pool.ref_timing = _measure(state, job, reference, pool.get, keep, capacity,
                                warm_args=cx.clone_inputs(first))
     state.pools[key] = pool
     return pool
@@ -203,8 +220,9 @@ def _measure(state: WorkerState, job: Mapping, fn, prepare, finish, n_sets: int,
     sync = _sync(device)
     host_ms = timing.warm_up(lambda: fn(*warm_args), float(opts.get("warmup_ms", 25.0)), sync)
     reps = int(opts["reps"])
+    stop = timing.stop_rule(min(int(opts.get("min_reps", 10)), reps), float(opts.get("ci_width", 0.0)))
     if not device.startswith("cuda"):
-        return timing.measure_cpu(fn, prepare, finish, reps, n_sets)
+        return timing.measure_cpu(fn, prepare, finish, reps, n_sets, stop=stop)
     if opts.get("cuda_graph"):
         try:
             return timing.measure_cuda_graph(fn, prepare, finish, reps, n_sets)
@@ -219,7 +237,7 @@ def _measure(state: WorkerState, job: Mapping, fn, prepare, finish, n_sets: int,
         state.hold = timing.Hold()
     result = timing.measure_cuda(fn, prepare, finish, reps, n_sets,
                                  state.flush if opts.get("l2_flush", True) else None,
-                                 state.hold if opts.get("hold", True) else None, host_ms)
+                                 state.hold if opts.get("hold", True) else None, host_ms, should_stop=stop)
     result["sync_overhead_ms"] = timing.sync_overhead_ms()
     if fallback:
         result["fallback"] = fallback
@@ -230,13 +248,14 @@ def _timing(state: WorkerState, job: Mapping, reference, fn, raw: dict) -> None:
     definition, device = job["definition"], state.device
     with _phase(raw, "pool"):
         pool = _pool(state, job, reference)
-    raw["reference_timing"] = pool.ref_timing | {"input_sets": len(pool.sets)}
+    raw["reference_timing"] = pool.ref_timing | {"input_sets": min(len(pool.ref_timing.get("samples_ms") or []),
+                                                                   pool.capacity)}
     dps = job["solution"]["destination_passing_style"]
     out_names = [o["name"] for o in definition["outputs"]]
     kept: list[tuple[int, list]] = []
 
     def prepare(i):
-        return _call_args(job, pool.sets[i], device)[0]
+        return _call_args(job, pool.get(i), device)[0]
 
     def finish(i, result, args):
         # Inputs are checked once per set after the loop, not after every call: a change made by
@@ -245,14 +264,17 @@ def _timing(state: WorkerState, job: Mapping, reference, fn, raw: dict) -> None:
         outs = list(args[len(pool.sets[i]):]) if dps else list(normalize_outputs(result, out_names))
         kept.append((i, outs))
 
-    warm = _call_args(job, cx.clone_inputs(pool.sets[0]), device)[0]
-    result = _measure(state, job, fn, prepare, finish, len(pool.sets), warm_args=warm)
-    result["input_sets"] = len(pool.sets)
-    result.update(_verify_timed(definition, pool, kept, job["options"].get("required_matched_ratio", 1.0), dps))
+    warm = _call_args(job, cx.clone_inputs(pool.get(0)), device)[0]
+    result = _measure(state, job, fn, prepare, finish, pool.capacity, warm_args=warm)
+    result["input_sets"] = len({i for i, _ in kept})
     mutated_sets = [i for i, values in enumerate(pool.sets) if cx.fingerprint(values) != pool.fingerprints[i]]
-    if mutated_sets:
+    if mutated_sets:  # outputs computed from changed inputs cannot be checked: the run fails anyway
         pool.dirty = True
-        result["input_mutated"] = f"timed calls changed input set(s) {sorted(set(mutated_sets))}"
+        result["input_mutated"] = f"timed calls changed input set(s) {mutated_sets}"
+    else:
+        for i in sorted({i for i, _ in kept}):
+            pool.ref_output(i, reference)
+        result.update(_verify_timed(definition, pool, kept, job["options"].get("required_matched_ratio", 1.0), dps))
     raw["timing"] = result
 
 

@@ -48,8 +48,32 @@ def warm_up(call: Callable[[], Any], budget_ms: float, sync: Callable[[], None],
     return host
 
 
+def median_ci_width(samples: list[float]) -> float:
+    """Width of a distribution-free ~95% confidence interval of the median, relative to it.
+
+    The interval runs between the order statistics at ranks n/2 -/+ 0.98 sqrt(n) (the binomial
+    normal approximation); it needs no assumption about the shape of the timing distribution.
+    """
+    n = len(samples)
+    if n < 3:
+        return float("inf")
+    ordered = sorted(samples)
+    half = 0.98 * n ** 0.5
+    lo, hi = max(int(n / 2 - half), 0), min(int(n / 2 + half + 0.999), n - 1)
+    mid = statistics.median(ordered)
+    return (ordered[hi] - ordered[lo]) / mid if mid > 0 else float("inf")
+
+
+def stop_rule(min_reps: int, width: float) -> Callable[[list[float]], bool] | None:
+    """Stop once ``min_reps`` calls are timed and the median's CI is narrower than ``width``
+    (relative); ``width`` <= 0 keeps the fixed repetition count."""
+    if width <= 0:
+        return None
+    return lambda samples: len(samples) >= min_reps and median_ci_width(samples) <= width
+
+
 def measure_cpu(fn: Callable, prepare: Callable, finish: Callable, reps: int, n_sets: int,
-                clock=_clock_ns) -> dict:
+                clock=_clock_ns, stop: Callable[[list[float]], bool] | None = None) -> dict:
     # ``clock`` is bound when this module loads: rebinding timing._clock_ns later changes nothing here.
     samples = []
     for r in range(reps):
@@ -60,6 +84,8 @@ def measure_cpu(fn: Callable, prepare: Callable, finish: Callable, reps: int, n_
         t1 = clock()
         finish(i, result, args)
         samples.append((t1 - t0) / 1e6)
+        if stop is not None and stop(samples):
+            break
     return {"timer": "wall_clock", "samples_ms": samples}
 
 
@@ -124,19 +150,21 @@ class Hold:
 
 def measure_cuda(fn: Callable, prepare: Callable, finish: Callable, reps: int, n_sets: int,
                  flush: Callable[[], None] | None, hold: Hold | None = None,
-                 host_seen: list[float] = ()) -> dict:
+                 host_seen: list[float] = (), should_stop: Callable[[list[float]], bool] | None = None) -> dict:
     """CUDA events on the current stream around each call, plus a device-wide end marker.
 
     ``wide_ms`` ends at an event recorded after ``torch.cuda.synchronize()`` (all streams), so
     work hidden on a side stream shows up there even when the stream's own events miss it.
     ``hold`` (a GPU spin) runs after the flush and before the start event, sized from the host
     enqueue times seen so far (``host_seen`` from warm-up, then every timed call); ``held`` marks
-    the calls the host had fully enqueued before the spin ended.
+    the calls the host had fully enqueued before the spin ended. ``should_stop`` ends the loop
+    early (see ``stop_rule``).
     """
     Event, sync = _cuda["Event"], _cuda["synchronize"]
     stream = _cuda["current_stream"]()
     seen = list(host_seen)
-    marks, host, held, holds = [], [], [], []
+    marks, host, held, holds, samples = [], [], [], [], []
+    elapsed = _cuda["elapsed"]
     for r in range(reps):
         i = r % n_sets
         args = prepare(i)
@@ -159,10 +187,12 @@ def measure_cuda(fn: Callable, prepare: Callable, finish: Callable, reps: int, n
         seen.append(took)
         holds.append(hold_ms)
         held.append(hold is not None and took < hold_ms)
+        samples.append(elapsed(start, stop))  # both events are done: synchronized above
+        if should_stop is not None and should_stop(samples):
+            break
     sync()
-    elapsed = _cuda["elapsed"]
     out = {"timer": "cuda_event",
-           "samples_ms": [elapsed(a, b) for a, b, _ in marks],
+           "samples_ms": samples,
            "wide_ms": [elapsed(a, c) for a, _, c in marks],
            "host_ms": host}
     if hold is not None:

@@ -14,7 +14,7 @@ from ..hashing import environment_hash
 from . import sampling
 from .correctness import tolerance_for, trial_status
 from .roofline import device_peaks, roofline
-from .timing import median_iqr
+from .timing import median_ci_width, median_iqr
 
 IMPLAUSIBLE_SPEEDUP = 10.0
 #: A device-wide end marker later than the stream's own stop event by more than this (beyond the
@@ -115,7 +115,7 @@ def evaluation_row(job: Mapping, raw: Mapping, run_id: str, device: str, options
     timed = raw.get("timing") or {}
     if timed.get("fallback") or (raw.get("reference_timing") or {}).get("fallback"):
         flags.append("mixed_timers")
-    if timed and timed.get("input_sets", 0) < (options.get("reps") or 0):
+    if timed and timed.get("input_sets", 0) < len(timed.get("samples_ms") or []):
         flags.append("input_sets_reused")
     peaks = device_peaks(env.get("hardware"), raw.get("measured_peaks"))
     row.update(roofline(definition, workload, row["latency_ms"], peaks))
@@ -145,6 +145,7 @@ def _extra(definition: Mapping, raw: Mapping, sol: dict, ref: dict, peaks: Mappi
         "reference_timer": (raw.get("reference_timing") or {}).get("timer"),
         "stream_latency_ms": sol.get("stream_median"), "gap_ms": sol.get("gap_ms"),
         "peaks_source": peaks.get("source"), "wall_s": raw.get("wall_s"),
+        "median_ci_width": median_ci_width(timed["samples_ms"]) if timed.get("samples_ms") else None,
         "host_enqueue_ms": statistics.median(timed["host_ms"]) if timed.get("host_ms") else None,
         "hold_ms": statistics.median(timed["hold_ms"]) if timed.get("hold_ms") else None,
         "unheld_calls": sol.get("unheld"), "phases_s": raw.get("phases"),
