@@ -185,3 +185,20 @@ def test_byte_path_fallbacks_agree_with_the_polars_path(tmp_path):
     assert report.dropped == plain_report.dropped
     assert plain_report.skipped == {"truncated line": 2}  # lines 3 and 6
     assert plain_frame.filter(plain_frame["stage"] == "prefill")["q_tokens"].to_list() == [12345678901, 123456789]
+
+
+def test_a_reason_shared_by_both_stages_is_one_group_in_line_order(tmp_path):
+    decode = "[2026-05-20 08:02:48 TP0] Decode batch, #running-req: 4000, #token: 4770, #queue-req: 0"
+    prefill = "[2026-05-20 08:02:49 TP0] Prefill batch, #new-seq: 4000, #new-token: 4000, #cached-token: 0"
+    _, report, _ = parse(tmp_path, CAPS, decode, prefill, decode)
+    reason = "above startup capacity (max_running_requests=3063)"
+    assert report.skipped == {reason: 3}
+    assert [s.split(": ")[0].rsplit(":", 1)[1] for s in report.samples[reason]] == ["2", "3", "4"]
+
+
+def test_a_line_longer_than_a_chunk(tmp_path):
+    long = "[2026-05-20 08:02:48 TP0] Decode batch, #running-req: 2, #token: 20, " + "x: 1, " * 2000 + "#queue-req: 0"
+    short = "[2026-05-20 08:02:49 TP0] Decode batch, #running-req: 3, #token: 30, #queue-req: 0"
+    rows, report, frame = parse(tmp_path, short, long, short, chunk_bytes=4096)
+    assert rows == [("decode", 2, 2, 20, 0, 40), ("decode", 3, 3, 30, 0, 80)]
+    assert frame["where"].str.extract(r":(\d+)$").to_list() == ["1", "2"] and report.lines_read == 3

@@ -34,6 +34,20 @@ def read_ints(buf: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndar
     """
     if len(offsets) == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
+    # Nearly every value is "key: 123" with fewer than 8 digits: one space, then digits and
+    # their terminator in one word. The rest takes the general path.
+    digits = words(buf)[offsets + 1]
+    length = leading(digits ^ DIGIT_ZEROS, non_digits)
+    ok = (buf[offsets] == ord(" ")) & (length > 0) & (length < 8) & _TERMINATORS[_byte(digits, np.minimum(length, 7))]
+    values = eight_digits(digits, length)
+    other = np.flatnonzero(~ok)
+    if len(other):
+        values[other], ok[other] = _read_ints(buf, offsets[other])
+    return values, ok
+
+
+def _read_ints(buf: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``read_ints`` for any text at the offsets."""
     w = words(buf)
     head = w[offsets]
     lead = leading(head ^ _u64(0x2020202020202020), nonzero_bytes)
@@ -82,14 +96,35 @@ def leading(t: np.ndarray, flags) -> np.ndarray:
     return np.where(f == 0, 8, np.bitwise_count(lowest - _u64(1)) // 8).astype(np.int64)
 
 
-def eight_digits(word: np.ndarray, count: np.ndarray) -> np.ndarray:
-    """The number written by the first ``count`` (0..8) ASCII digits of each little-endian word.
+def eight_digits(word: np.ndarray, count: np.ndarray | int) -> np.ndarray:
+    """The number written by the first ``count`` (0..8, per word or for all) ASCII digits of
+    each little-endian word.
 
     Shift the digits to the top of the word (the bytes below become leading zeros), then combine
     pairs of digits, pairs of pairs and so on with three multiplies.
     """
-    shift = (_u64(8) * (_u64(8) - count.astype(np.uint64))) % _u64(64)
-    word = np.where(count > 0, (word & _u64(0x0F0F0F0F0F0F0F0F)) << shift, _u64(0))
+    if isinstance(count, int):  # one count for all: no per-word shift
+        word = (word & _u64(0x0F0F0F0F0F0F0F0F)) << _u64(8 * (8 - count) % 64) if count else np.zeros_like(word)
+    else:
+        shift = (_u64(8) * (_u64(8) - count.astype(np.uint64))) % _u64(64)
+        word = np.where(count > 0, (word & _u64(0x0F0F0F0F0F0F0F0F)) << shift, _u64(0))
     word = ((word * _u64(2561)) >> _u64(8)) & _u64(0x00FF00FF00FF00FF)
     word = ((word * _u64(6553601)) >> _u64(16)) & _u64(0x0000FFFF0000FFFF)
     return ((word * _u64(42949672960001)) >> _u64(32)).astype(np.int64)
+
+
+_ONES = _u64(0x0101010101010101)
+
+
+def equal_bytes(word: np.ndarray, byte: int) -> np.ndarray:
+    """The high bit of each byte of ``word`` that equals ``byte`` (exact: no false positives)."""
+    return ~nonzero_bytes(word ^ (_ONES * _u64(byte))) & _HIGH
+
+
+def last_flagged(flags: np.ndarray) -> np.ndarray:
+    """Index (0..7) of the last (highest) byte flagged in each word, -1 if none: spread each
+    flag down to every lower byte, then count the flagged bytes."""
+    flags = flags | (flags >> _u64(8))
+    flags |= flags >> _u64(16)
+    flags |= flags >> _u64(32)
+    return np.bitwise_count(flags).astype(np.int64) - 1

@@ -25,8 +25,9 @@ def open_binary(path: str | Path) -> IO[bytes]:
     return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 
-#: Spaces after the last newline of every chunk: room for fixed-size byte windows read past
-#: the last line (scan.py, fields.py), and read back as one extra blank line that is dropped.
+#: Spaces after the last newline of every chunk (at least): room for fixed-size byte windows
+#: read past the last line (scan.py, fields.py), and read back as one extra blank line that is
+#: dropped.
 PAD = 64
 
 
@@ -35,7 +36,7 @@ class Chunk:
 
     def __init__(self, first_line: int, data: bytes):
         self.first_line = first_line  # 1-based number of the chunk's first line
-        self.data = data  # the raw bytes (or bytearray), ending with a newline and PAD spaces
+        self.data = data  # the raw bytes (or bytearray), ending with a newline and >= PAD spaces
 
     @cached_property
     def plain(self) -> bool:
@@ -79,27 +80,32 @@ class Chunk:
 
 
 def iter_chunks(path: str | Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:
+    """The file as chunks of whole lines, each padded with spaces to a fixed size.
+
+    One buffer serves every chunk (a fresh one per chunk costs a zero-fill and page faults,
+    several times the read itself): a chunk's bytes are only valid until the next is asked for.
+    """
     first_line = 1
     rest = b""
-    pad = b" " * PAD
+    data = bytearray(chunk_bytes + PAD)
     with open_binary(path) as fh:
         while True:
+            if len(rest) + chunk_bytes + PAD > len(data):  # a line longer than a chunk
+                data = bytearray(len(rest) + chunk_bytes + PAD)
             # Read straight after the carried-over partial line: no copy of the block.
-            data = bytearray(len(rest) + chunk_bytes + PAD)
             data[:len(rest)] = rest
             got = fh.readinto(memoryview(data)[len(rest):len(rest) + chunk_bytes])
             end = len(rest) + got
             if not got:
                 if rest:
-                    yield Chunk(first_line, bytes(rest) + b"\n" + pad)
+                    yield Chunk(first_line, bytes(rest) + b"\n" + b" " * PAD)
                 return
             cut = data.rfind(b"\n", 0, end) + 1
             if cut == 0:
                 rest = bytes(data[:end])
                 continue
             rest = bytes(data[cut:end])
-            data[cut:cut + PAD] = pad
-            del data[cut + PAD:]
+            data[cut:] = b" " * (len(data) - cut)  # same length: the buffer is never resized
             chunk = Chunk(first_line, data)
             yield chunk
             first_line += chunk.n_lines
