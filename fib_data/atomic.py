@@ -9,7 +9,26 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+import threading
 from typing import Iterator
+
+_batch = threading.local()
+
+
+@contextmanager
+def one_sync() -> Iterator[None]:
+    """Inside this block atomic writes skip their own fsync; one ``os.sync()`` at the end makes
+    them all durable. For many small files written together (blobs of one ingest): a reader still
+    never sees a half-written file (temp + rename), and what follows the block (the rows that name
+    these files) is written only after they are on disk."""
+    outer = getattr(_batch, "on", False)
+    _batch.on = True
+    try:
+        yield
+        if not outer:
+            os.sync()
+    finally:
+        _batch.on = outer
 
 
 @contextmanager
@@ -22,8 +41,9 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
+        if not getattr(_batch, "on", False):
+            with open(tmp_path, "rb+") as fh:
+                os.fsync(fh.fileno())
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)

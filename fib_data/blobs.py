@@ -55,7 +55,8 @@ class BlobStore:
         _check_safetensors_header(data)
         sha = sha256_bytes(data)
         path = self.path_for(sha)
-        if not path.exists():
+        # A file of the wrong size is what a crash before a deferred sync can leave: rewrite it.
+        if not path.exists() or path.stat().st_size != len(data):
             atomic.write_bytes(path, data)
         return sha
 

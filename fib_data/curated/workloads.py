@@ -184,8 +184,10 @@ def _paged(definition, axes, kv_lens, qo_lens, prefill: bool, rng):
     pool = axes.get("num_pages") or used + max(8, used // 8)
     if pool < used:
         raise ValueError(f"num_pages={pool} is fewer than the {used} pages the sequences use")
+    # Distinct pages in random order; choice() shuffles only the pages drawn, which matters when
+    # the pool is a server's whole KV capacity (ingested workloads) and a batch uses little of it.
     tensors = {"kv_indptr": _indptr(pages),
-               "kv_indices": rng.permutation(pool)[:used].astype(np.int32)}
+               "kv_indices": rng.choice(pool, size=used, replace=False).astype(np.int32)}
     if any(i["name"] == "kv_last_page_len" for i in definition["inputs"]):
         tensors["kv_last_page_len"] = (kv - (pages - 1) * page_size).astype(np.int32)
     derived = {"batch_size": len(kv), "len_indptr": len(kv) + 1, "num_kv_indices": used,

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import atomic
 from ..dataset import Dataset
 from ..models import load_model_config
 from . import fib_trace, flashinfer_dump, flashinfer_log, request_traces, sglang, vllm
@@ -98,7 +99,8 @@ def ingest(sources: list[str | os.PathLike], options: IngestOptions, dataset: st
             report.check_strict()
         for note in sorted(mm.unmapped):
             report.note(f"mapping: {note}")
-        rows = extra_rows + [r for b in builders for r in b.rows(stage.store)]
+        with atomic.one_sync():  # hundreds of small staged blobs: one sync, not one fsync each
+            rows = extra_rows + [r for b in builders for r in b.rows(stage.store)]
         rows = _new_rows(ds, rows, report)
         definitions = _new_definitions(ds, rows, builders, extra_defs)
         stage.commit(definitions, rows)
