@@ -227,3 +227,25 @@ def test_gpu_timing_modes(ds):
     graph = run_bench(data.build(ds.root.parent / "ds2").root, devices=["cuda:0"], all_hardware=True,
                       options=BenchOptions(trials=2, reps=20, cuda_graph=True))
     assert {r["timing"]["timer"] for r in graph["rows"]} == {"cuda_graph"}
+
+
+def test_two_local_workers_start_together_and_share_the_jobs(ds):
+    import json
+
+    result = run_bench(ds.root, devices=["cpu", "cpu"], options=BenchOptions(**FAST))
+    assert result["statuses"] == {"PASSED": 5}
+    manifest = json.loads((ds.root / "runs" / result["run_id"] / "manifest.json").read_text())
+    assert manifest["devices"] == ["cpu#0", "cpu#1"] and len(manifest["environments"]) == 2
+
+
+def test_workers_import_only_the_kernel_libraries_the_solutions_use():
+    from fib_data.executor.worker import modules_needed
+
+    def job(**sol):
+        return {"solution": {"dependencies": [], "language": "python", "sources": [], **sol}}
+
+    assert modules_needed([job()]) == ()
+    assert modules_needed([job(language="triton")]) == ("triton",)
+    assert modules_needed([job(dependencies=["flashinfer"]), job()]) == ("flashinfer",)
+    compiled = job(sources=[{"path": "m.py", "content": "run = torch.compile(f)"}])
+    assert modules_needed([compiled]) == ("triton",)

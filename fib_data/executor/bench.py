@@ -89,14 +89,23 @@ def select_jobs(ds: Dataset, definitions=None, solutions=None, workloads=None,
     return jobs
 
 
-def make_agents(devices: list[str], backend: str, address: str | None):
+def make_agents(devices: list[str], backend: str, address: str | None, preload: tuple[str, ...] | None = None):
     if backend == "ray":
         from .ray_backend import ray_agents
 
         return ray_agents(address, devices)
     from .scheduler import LocalAgent
 
-    return [LocalAgent(f"{d}#{i}" if devices.count(d) > 1 else d, d) for i, d in enumerate(devices)]
+    return [LocalAgent(f"{d}#{i}" if devices.count(d) > 1 else d, d, preload) for i, d in enumerate(devices)]
+
+
+def _start_all(agents) -> list[dict]:
+    """Start every agent at once: each worker spends seconds importing torch and opening a CUDA
+    context, and eight of them one after another would cost a minute."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(len(agents), 1)) as pool:
+        return list(pool.map(lambda a: a.start(), agents))
 
 
 def _prebuild(todo: list[dict], agents, backend: str, options: BenchOptions, on_done=None) -> dict | None:
@@ -126,9 +135,12 @@ def run_bench(root: str | Path, *, definitions=None, solutions=None, workloads=N
     recovered = store.recover(ds)
     jobs = select_jobs(ds, definitions, solutions, workloads,
                        devices=None if all_hardware else devices)
-    agents = make_agents(list(devices), backend, address)
+    from .worker import modules_needed
+
+    # A worker imports flashinfer (seconds) only if some selected solution uses it.
+    agents = make_agents(list(devices), backend, address, modules_needed(jobs))
     try:
-        infos = [a.start() for a in agents]
+        infos = _start_all(agents)
         for agent, info in zip(agents, infos):
             agent.environment = info["environment"]
         env_hashes = {environment_hash(i["environment"]) for i in infos}

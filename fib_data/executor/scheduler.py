@@ -26,11 +26,11 @@ class Agent(Protocol):
 class LocalAgent:
     """A spawn worker process on this host."""
 
-    def __init__(self, name: str, device: str):
-        from .worker import WorkerHandle
+    def __init__(self, name: str, device: str, preload: tuple[str, ...] | None = None):
+        from .worker import PRELOAD, WorkerHandle
 
         self.name, self.device = name, device
-        self.handle = WorkerHandle(device)
+        self.handle = WorkerHandle(device, preload=PRELOAD if preload is None else preload)
 
     def start(self) -> dict:
         return self.handle.start()

@@ -17,7 +17,25 @@ import time
 from typing import Any, Mapping
 
 
-def _serve(conn, device: str) -> None:
+#: Imported at worker start (when some job needs them) so that what their import changes belongs
+#: to the integrity baseline, not to the first solution that uses them.
+PRELOAD = ("triton", "flashinfer")
+
+
+def modules_needed(jobs) -> tuple[str, ...]:
+    """The PRELOAD modules any of ``jobs``' solutions declares or names in its sources."""
+    found = set()
+    for job in jobs:
+        sol = job["solution"]
+        text = " ".join([*(sol.get("dependencies") or []), sol.get("language") or "",
+                         *(src["content"] for src in sol.get("sources") or [])])
+        found |= {m for m in PRELOAD if m in text}
+        if "torch.compile" in text:  # inductor generates and imports triton kernels
+            found.add("triton")
+    return tuple(m for m in PRELOAD if m in found)
+
+
+def _serve(conn, device: str, preload: tuple[str, ...] = PRELOAD) -> None:
     if not device.startswith("cuda"):
         os.environ.setdefault("TRITON_INTERPRET", "1")  # triton solutions run in its interpreter on CPU
     # Imported in this order on purpose: clocks and snapshots first, solutions only later.
@@ -32,9 +50,7 @@ def _serve(conn, device: str) -> None:
     from .environment import capture_environment
     from .roofline import PEAKS, measure_peaks
 
-    for module in ("triton", "flashinfer"):
-        # Whatever their import changes belongs to the baseline the integrity snapshot compares
-        # against, not to the first solution that uses them.
+    for module in preload:
         try:
             importlib.import_module(module)
         except Exception:
@@ -90,8 +106,8 @@ class WorkerFault(Exception):
 
 
 class WorkerHandle:
-    def __init__(self, device: str, start_timeout: float = 300.0):
-        self.device = device
+    def __init__(self, device: str, start_timeout: float = 300.0, preload: tuple[str, ...] = PRELOAD):
+        self.device, self.preload = device, tuple(preload)
         self.start_timeout = start_timeout
         self.process = None
         self.conn = None
@@ -102,7 +118,7 @@ class WorkerHandle:
     def start(self) -> dict:
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
-        self.process = ctx.Process(target=_serve, args=(child, self.device), daemon=True,
+        self.process = ctx.Process(target=_serve, args=(child, self.device, self.preload), daemon=True,
                                    name=f"fib-worker-{self.device}")
         self.process.start()
         child.close()
