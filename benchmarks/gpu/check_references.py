@@ -7,7 +7,7 @@ inputs, and report max absolute / relative error against the definition's tolera
 is compared statistically (total variation distance of many draws, and never a token outside the
 top-k / top-p set). One failing item never stops the rest; a time budget skips what is left.
 
-    source .gpu_wheels/device_env.sh && python3 benchmarks/gpu/check_references.py [--only SUBSTR]
+    source .gpu_wheels/device_env.sh && python3 benchmarks/gpu/check_references.py [--only SUBSTR ...]
 
 Needs only torch, flashinfer, numpy, safetensors, pyarrow. Writes check_references.json to $OUT.
 """
@@ -293,12 +293,13 @@ def check(defn: dict, spec: dict) -> tuple[str, str, list[dict]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", default="", help="Only definitions whose name contains this.")
+    parser.add_argument("--only", action="append", default=[],
+                        help="Only definitions whose name contains this (repeatable).")
     parser.add_argument("--budget", type=float, default=330.0, help="Seconds before skipping the rest.")
     args = parser.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
     start = time.time()
-    defs = [d for d in definitions() if args.only in d["name"]]
+    defs = [d for d in definitions() if not args.only or any(o in d["name"] for o in args.only)]
     defs.sort(key=lambda d: family(d) == "moe")  # the slowest JIT build goes last
     results = []
     print(f"{'definition':48} {'workload':34} {'output':28} {'max_abs':>10} {'max_rel':>10} {'atol':>7} "
