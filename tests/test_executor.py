@@ -249,3 +249,22 @@ def test_workers_import_only_the_kernel_libraries_the_solutions_use():
     assert modules_needed([job(dependencies=["flashinfer"]), job()]) == ("flashinfer",)
     compiled = job(sources=[{"path": "m.py", "content": "run = torch.compile(f)"}])
     assert modules_needed([compiled]) == ("triton",)
+
+
+def test_trial_references_run_once_per_workload_not_per_solution(tmp_path, monkeypatch):
+    import copy
+
+    counter = tmp_path / "reference_calls"
+    monkeypatch.setenv("FIB_TEST_REFERENCE_LOG", str(counter))  # the spawn worker inherits it
+    counting = copy.deepcopy(data.RMSNORM)
+    counting["reference"] = data.RMSNORM_REFERENCE.replace(
+        "def run(x, weight):",
+        "def run(x, weight):\n    import os\n"
+        "    with open(os.environ['FIB_TEST_REFERENCE_LOG'], 'a') as f:\n        f.write('x')")
+    sols = [data.solution(counting, n, data.HONEST_DPS, True) for n in ("a", "b", "c")]
+    ds = data.build(tmp_path / "ds", sols, batches=(4,))
+    ds.replace("definitions", [counting, data.GATHER])
+    result = run_bench(ds.root, definitions=["rmsnorm_h64"], devices=["cpu"],
+                       options=BenchOptions(trials=2, reps=0, timeout=30.0))
+    assert result["statuses"] == {"PASSED": 3}
+    assert counter.read_text() == "xx"  # 2 trials x 1 workload, shared by the 3 solutions

@@ -56,6 +56,7 @@ class WorkerState:
     device: str
     snapshot: Snapshot
     pools: dict = field(default_factory=dict)
+    trials: dict = field(default_factory=dict)  # (workload key, trial) -> (inputs, reference outputs)
     flush: Any = None
     hold: Any = None
 
@@ -162,9 +163,8 @@ def _trials(state: WorkerState, job: Mapping, reference, fn, raw: dict) -> bool:
     sync = _sync(device)
     for t in range(job["options"].get("trials", 3)):
         try:
-            inputs = _inputs(state, job, t)
+            inputs, refs = _trial_case(state, job, reference, t)
             mine = cx.clone_inputs(inputs)
-            refs = reference(*inputs)
             sync()
         except Exception:
             raw["reference_error"] = _tail()
@@ -188,6 +188,21 @@ def _trials(state: WorkerState, job: Mapping, reference, fn, raw: dict) -> bool:
         if cx.trial_status(trial, ratio)[0] != "PASSED":
             return False
     return True
+
+
+def _trial_case(state: WorkerState, job: Mapping, reference, t: int) -> tuple[list, Any]:
+    """Trial ``t``'s inputs and reference outputs, made once per workload and shared by every
+    solution evaluated on it (the seeds do not depend on the solution; a slow reference then runs
+    3 times per workload, not 3 times per solution). Solutions get clones, never these tensors."""
+    opts = job["options"]
+    workload = (job["definition"]["name"], job["workload"]["uuid"], opts.get("seed", 0), opts.get("salt", ""))
+    if state.trials and next(iter(state.trials))[0] != workload:
+        state.trials.clear()  # one workload's cases at a time keeps memory bounded
+    case = state.trials.get((workload, t))
+    if case is None:
+        inputs = _inputs(state, job, t)
+        case = state.trials[(workload, t)] = (inputs, reference(*inputs))
+    return case
 
 
 def _pool(state: WorkerState, job: Mapping, reference) -> Pool:
