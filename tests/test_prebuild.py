@@ -107,3 +107,14 @@ def test_a_prebuilt_extension_is_loaded_not_rebuilt_by_the_worker(tmp_path, monk
     stamp = lib.stat().st_mtime_ns
     _build_in_child(row)  # another process, as the device worker is
     assert lib.stat().st_mtime_ns == stamp
+
+
+def test_a_solution_built_in_this_environment_is_not_started_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("FIB_CACHE", str(tmp_path / "cache"))
+    good, bad = _sol("good", HONEST_DPS), _sol("bad", BROKEN)
+    jobs = select_jobs(build(tmp_path / "ds", [good, bad]))
+    first = prebuild(jobs, ["cpu"], processes=2, stamp="env-a")
+    assert first["planned"] == 2 and first["built"] == 1
+    again = prebuild(jobs, ["cpu"], processes=2, stamp="env-a")
+    assert again["planned"] == 1 and [f["solution"] for f in again["failed"]] == [bad["name"]]
+    assert prebuild(jobs, ["cpu"], processes=2, stamp="env-b")["planned"] == 2  # new environment

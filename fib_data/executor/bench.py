@@ -109,12 +109,13 @@ def _start_all(agents) -> list[dict]:
 
 
 def _prebuild(todo: list[dict], agents, backend: str, options: BenchOptions, on_done=None) -> dict | None:
-    devices = [a.device for a in agents if a.device.startswith("cuda")]
-    if backend != "local" or not devices or options.prebuild == 0:
+    gpus = [a for a in agents if a.device.startswith("cuda")]
+    if backend != "local" or not gpus or options.prebuild == 0:
         return None
     from .prebuild import prebuild
 
-    return prebuild(todo, sorted(set(devices)), options.prebuild, timeout=options.build_timeout, on_done=on_done)
+    return prebuild(todo, sorted({a.device for a in gpus}), options.prebuild, timeout=options.build_timeout,
+                    on_done=on_done, stamp=environment_hash(gpus[0].environment))
 
 
 def run_bench(root: str | Path, *, definitions=None, solutions=None, workloads=None,

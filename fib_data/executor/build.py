@@ -41,8 +41,13 @@ def _build_python(row: Mapping, key: str) -> Callable:
     return fn
 
 
+def cache_root() -> Path:
+    """Where the executor keeps what outlives a run (``FIB_CACHE``, default ~/.cache/fib_data)."""
+    return Path(os.environ.get("FIB_CACHE") or Path.home() / ".cache" / "fib_data")
+
+
 def extension_cache_dir(key: str) -> Path:
-    root = os.environ.get("FIB_EXTENSION_CACHE") or Path.home() / ".cache" / "fib_data" / "torch_ext"
+    root = os.environ.get("FIB_EXTENSION_CACHE") or cache_root() / "torch_ext"
     path = Path(root) / key[:24]
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -70,10 +70,20 @@ def _child_init(jobs_per_build: int) -> None:
     os.environ["MAX_JOBS"] = str(jobs_per_build)
 
 
+def _marker(job: Mapping, stamp: str) -> Path:
+    from .build import cache_root
+
+    return cache_root() / "prebuilt" / f"{job['solution']['content_hash'][:24]}-{stamp[:16]}"
+
+
 def prebuild(jobs: Sequence[Mapping], devices: Sequence[str], processes: int | None = None,
-             timeout: float = 900.0, on_done=None) -> dict:
-    """Build every solution of ``jobs`` that needs it, ``processes`` at a time, on ``devices``."""
-    todo = plan(jobs)
+             timeout: float = 900.0, on_done=None, stamp: str | None = None) -> dict:
+    """Build every solution of ``jobs`` that needs it, ``processes`` at a time, on ``devices``.
+
+    With ``stamp`` (the environment's hash), a solution built once in that environment is not
+    started again: its caches are on disk, and a process per solution costs seconds to start.
+    """
+    todo = [job for job in plan(jobs) if not (stamp and _marker(job, stamp).exists())]
     if not todo or not devices:
         return {"built": 0, "failed": [], "planned": 0, "wall_s": 0.0}
     cpus = os.cpu_count() or 2
@@ -82,6 +92,7 @@ def prebuild(jobs: Sequence[Mapping], devices: Sequence[str], processes: int | N
     failed, built = [], 0
     ctx = mp.get_context("spawn")
     pool = ctx.Pool(n, initializer=_child_init, initargs=(max(2, cpus // n),), maxtasksperchild=1)
+    by_name = {job["solution"]["name"]: job for job in todo}
     try:
         work = [(job, devices[i % len(devices)]) for i, job in enumerate(sorted(todo, key=lambda j: j["solution"]["name"]))]
         results = pool.imap_unordered(_warm, work)
@@ -96,6 +107,10 @@ def prebuild(jobs: Sequence[Mapping], devices: Sequence[str], processes: int | N
             built += error is None
             if error:
                 failed.append({"solution": name, "error": error})
+            elif stamp:
+                marker = _marker(by_name[name], stamp)
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.touch()
             if on_done:
                 on_done(name, seconds, error)
     finally:

@@ -162,8 +162,8 @@ def measure_cuda(fn: Callable, prepare: Callable, finish: Callable, reps: int, n
     """
     Event, sync = _cuda["Event"], _cuda["synchronize"]
     stream = _cuda["current_stream"]()
-    seen = list(host_seen)
-    marks, host, held, holds, samples = [], [], [], [], []
+    seen = list(host_seen)  # enqueue times: warm-up's, then each timed call's
+    marks, held, holds, samples = [], [], [], []
     elapsed = _cuda["elapsed"]
     for r in range(reps):
         i = r % n_sets
@@ -183,7 +183,6 @@ def measure_cuda(fn: Callable, prepare: Callable, finish: Callable, reps: int, n
         wide.record(stream)
         finish(i, result, args)
         marks.append((start, stop, wide))
-        host.append(took)
         seen.append(took)
         holds.append(hold_ms)
         held.append(hold is not None and took < hold_ms)
@@ -194,7 +193,7 @@ def measure_cuda(fn: Callable, prepare: Callable, finish: Callable, reps: int, n
     out = {"timer": "cuda_event",
            "samples_ms": samples,
            "wide_ms": [elapsed(a, c) for a, _, c in marks],
-           "host_ms": host}
+           "host_ms": seen[len(host_seen):]}
     if hold is not None:
         out.update(held=held, hold_ms=holds)
     return out
