@@ -98,14 +98,20 @@ def run_ours(root: Path, hold: bool = True) -> tuple[dict, float, int]:
     from fib_data.executor.bench import BenchOptions, run_bench
 
     started = time.monotonic()
-    result = run_bench(root, devices=[K.DEVICE], options=BenchOptions(hold=hold))
+    marks = {}
+    result = run_bench(root, devices=[K.DEVICE], options=BenchOptions(hold=hold), all_hardware=K.DEVICE == "cpu",
+                       on_start=lambda *_: marks.setdefault("first_job_s", time.monotonic() - started))
     wall = time.monotonic() - started
+    manifest = json.loads((root / "runs" / result["run_id"] / "manifest.json").read_text())
+    marks.update(worker_start_s=manifest.get("worker_start_s"), wall_s=wall)
+    print(f"ours{'' if hold else ' --no-hold'}: start-up {marks}", flush=True)
     out = {}
     for r in result["rows"]:
         extra = json.loads(r["correctness_extra"] or "{}")
         out[(r["solution"], r["workload_uuid"])] = {"status": r["status"], "latency_ms": r["latency_ms"],
                                                     "flags": r["flags"], "phases": extra.get("phases_s") or {},
-                                                    "host_enqueue_ms": extra.get("host_enqueue_ms")}
+                                                    "host_enqueue_ms": extra.get("host_enqueue_ms"),
+                                                    "reps": (r.get("timing") or {}).get("repetitions")}
     for p in (root / "data" / "evaluations").glob("run-*.parquet"):
         p.unlink()  # the next run must evaluate everything again, not resume
     return out, wall, len(result["rows"])
@@ -183,6 +189,10 @@ def main() -> int:
                             "statuses": statuses}
     if ours:
         report["ours"]["phase_seconds"] = phase_totals(ours[0])
+        reps = sorted(r["reps"] for r in ours[0].values() if r.get("reps"))
+        if reps:
+            report["ours"]["timed_calls"] = {"median": statistics.median(reps), "min": reps[0], "max": reps[-1],
+                                             "total": sum(reps)}
     if peer and ours:
         report["agreement"] = {"all": agreement(ours[0], peer[0]),
                                "peer_latency_at_least_0.2ms": agreement(ours[0], peer[0], 0.2)}

@@ -19,7 +19,9 @@ class BenchOptions:
     reps: int | None = None          # most timed calls; default 50 on GPU, 10 on CPU
     min_reps: int = 10               # fewest timed calls before the CI rule may stop the loop
     ci_width: float = 0.02           # stop once the median's 95% CI is this narrow (relative); 0: fixed reps
-    warmup_ms: float | None = None   # default 10 ms on GPU, 5 ms on CPU
+    # Warm-up budget per timed function, default 5 ms on GPU and CPU: the correctness trials have
+    # already paid first-call costs (lazy init, autotuning, allocator growth) before it starts.
+    warmup_ms: float | None = None
     cuda_graph: bool = False
     l2_flush: bool = True
     hold: bool = True                # GPU spin before the start event hides host launch latency
@@ -34,7 +36,7 @@ class BenchOptions:
     def resolved(self, gpu: bool) -> dict:
         out = asdict(self)
         out["reps"] = self.reps if self.reps is not None else (50 if gpu else 10)
-        out["warmup_ms"] = self.warmup_ms if self.warmup_ms is not None else (10.0 if gpu else 5.0)
+        out["warmup_ms"] = self.warmup_ms if self.warmup_ms is not None else 5.0
         return out
 
     def public(self, gpu: bool) -> dict:
@@ -156,20 +158,29 @@ def run_bench(root: str | Path, *, definitions=None, solutions=None, workloads=N
         run = store.RunStore(ds, store.new_run_id())
         run.start(backend=backend, devices=[a.name for a in agents], options=options.public(gpu),
                   selected=len(jobs), to_run=len(todo), recovered_runs=recovered,
-                  environments=[i["environment"] for i in infos], prebuild=built)
+                  environments=[i["environment"] for i in infos], prebuild=built,
+                  worker_start_s=[i.get("start_s") for i in infos])
         if on_start:
             on_start(len(jobs), len(todo))
         rows: list[dict] = []
 
-        def record(job, raw, agent):
-            row = evaluation_row(job, raw, run.run_id, agent.device, resolved)
-            run.add([row])
+        def written(row):  # called by the writer thread once the row is on disk
             rows.append(row)
             if on_row:
                 on_row(row)
 
+        writer = run.open_writer(written)
+
+        def record(job, raw, agent):
+            writer.put(evaluation_row(job, raw, run.run_id, agent.device, resolved))
+
         scheduler = Scheduler(agents, options.timeout, options.build_timeout, record, deadline=deadline)
-        scheduler.run(todo)
+        try:
+            scheduler.run(todo)
+        finally:
+            writer.close()  # every row on disk and reported; raises what the writer hit
+        if scheduler.errors:
+            raise RuntimeError("recording evaluations failed: " + "; ".join(scheduler.errors))
     finally:
         for agent in agents:
             try:

@@ -52,27 +52,30 @@ def same_bits(a, b) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype and bool(bits(a).equal(bits(b)))
 
 
-def fingerprint(values: Sequence[Any]) -> list:
-    """Cheap exact checksum per input (sum and sum of squares of the raw bits).
-
-    The sums stay on the device until one copy to the host at the end: this runs for every
-    input set of every evaluation, and a sync per tensor adds up.
-    """
+def fingerprint(values: Sequence[Any]):
+    """Cheap exact checksum of an input set: a device tensor with the sum and the sum of squares
+    of each tensor's raw bits (None without tensors). It stays on the device: sets are compared
+    with ``changed_sets``, many at once, with one copy to the host."""
     import torch
 
     sums = []
     for v in values:
         if isinstance(v, torch.Tensor):
-            total = squares = None
+            total = squares = torch.zeros((), dtype=torch.int64, device=v.device)
             for chunk in bits(v).reshape(-1).split(1 << 24):  # bounded temporaries for big KV caches
                 wide = chunk.to(torch.int64)
-                t, q = wide.sum(), (wide * wide).sum()
-                total, squares = (t, q) if total is None else (total + t, squares + q)
-            if total is None:
-                total = squares = torch.zeros((), dtype=torch.int64, device=v.device)
+                total, squares = total + wide.sum(), squares + (wide * wide).sum()
             sums.append(torch.stack([total, squares]))
-    found = iter(torch.stack(sums).tolist() if sums else [])
-    return [tuple(next(found)) if isinstance(v, torch.Tensor) else v for v in values]
+    return torch.stack(sums) if sums else None
+
+
+def changed_sets(pairs: Sequence[tuple[Any, Any]]) -> list[bool]:
+    """For (fingerprint then, fingerprint now) pairs: whether each set changed (one host copy)."""
+    import torch
+
+    flags = [(a != b).any() for a, b in pairs if a is not None]
+    found = iter(torch.stack(flags).tolist() if flags else [])
+    return [bool(next(found)) if a is not None else False for a, _ in pairs]
 
 
 def clone_inputs(values: Sequence[Any]) -> list:
@@ -82,10 +85,30 @@ def clone_inputs(values: Sequence[Any]) -> list:
 
 
 def mutated(values: Sequence[Any], pristine: Sequence[Any], names: Sequence[str]) -> list[str]:
+    return mutated_many([(values, pristine)], names)[0]
+
+
+def mutated_many(cases: Sequence[tuple[Sequence[Any], Sequence[Any]]], names: Sequence[str]) -> list[list[str]]:
+    """Names of the inputs that differ bit for bit from their pristine copies, per case; all the
+    comparisons go to the host in one copy."""
     import torch
 
-    return [n for n, v, p in zip(names, values, pristine)
-            if isinstance(p, torch.Tensor) and not (isinstance(v, torch.Tensor) and same_bits(v, p))]
+    flags, where = [], []
+    for c, (values, pristine) in enumerate(cases):
+        for n, v, p in zip(names, values, pristine):
+            if not isinstance(p, torch.Tensor):
+                continue
+            if not (isinstance(v, torch.Tensor) and v.shape == p.shape and v.dtype == p.dtype):
+                where.append((c, n, None))
+            elif p.numel():
+                where.append((c, n, len(flags)))
+                flags.append((bits(v) != bits(p)).any())
+    found = torch.stack(flags).tolist() if flags else []
+    out: list[list[str]] = [[] for _ in cases]
+    for c, n, k in where:
+        if k is None or found[k]:
+            out[c].append(n)
+    return out
 
 
 def poisoned_outputs(definition: Mapping, axes: Mapping[str, int], device: str) -> list:
@@ -129,47 +152,94 @@ def aliases(out, inputs: Sequence[Any]) -> bool:
 def output_stats(definition: Mapping, outs: Sequence[Any], refs: Sequence[Any],
                  inputs: Sequence[Any] = ()) -> list[dict]:
     """One dict per output: type, shape, dtype, non-finite counts, max errors, mismatches."""
+    return output_stats_many(definition, [(outs, refs, inputs)])[0]
+
+
+def output_stats_many(definition: Mapping, calls: Sequence[tuple[Sequence, Sequence, Sequence]],
+                      budget_bytes: int = 1 << 28) -> list[list[dict]]:
+    """``output_stats`` for many (outputs, references, inputs) calls at once.
+
+    Outputs of the same spec are stacked and compared in a few batched kernels, and every figure
+    comes to the host in one copy: per-call comparisons cost a sync and ~20 launches each, which
+    for small kernels was most of an evaluation's time.
+    """
     import torch
 
-    stats = []
-    for spec, out, ref in zip(definition["outputs"], outs, refs):
-        s: dict[str, Any] = {"name": spec["name"], "plain_tensor": type(out) is torch.Tensor,
-                             "ref_shape": list(ref.shape), "ref_dtype": dtype_name(ref),
-                             "expected_dtype": spec["dtype"]}
-        stats.append(s)
-        if not isinstance(out, torch.Tensor):
-            s.update(shape=None, dtype=type(out).__name__)
-            continue
-        s.update(shape=list(out.shape), dtype=dtype_name(out), aliases_input=aliases(out, inputs))
-        if s["plain_tensor"] and list(out.shape) == list(ref.shape) and out.dtype == ref.dtype:
-            s.update(compare(out, ref, *tolerance_for(definition, s["dtype"])))
-    return stats
+    result, pending = [], {}  # output index -> [(stats dict, out, ref)]
+    for outs, refs, inputs in calls:
+        stats = []
+        for j, (spec, out, ref) in enumerate(zip(definition["outputs"], outs, refs)):
+            s = _describe(spec, out, ref, inputs)
+            stats.append(s)
+            if s.get("comparable"):
+                pending.setdefault(j, []).append((s, out, ref))
+        result.append(stats)
+    rows, owners = [], []
+    for j, items in pending.items():
+        atol, rtol = tolerance_for(definition, items[0][0]["dtype"])
+        per = max(1, budget_bytes // max(8 * items[0][2].numel(), 1))
+        for k in range(0, len(items), per):
+            chunk = items[k:k + per]
+            rows.append(compare_rows(torch.stack([o for _, o, _ in chunk]), torch.stack([r for _, _, r in chunk]),
+                                     atol, rtol))
+            owners.extend(s for s, _, _ in chunk)
+    found = torch.cat([r.reshape(-1, 5) for r in rows]).tolist() if rows else []
+    for s, figures in zip(owners, found):
+        s.update(_figures(s["numel"], figures))
+    for stats in result:
+        for s in stats:
+            s.pop("comparable", None)
+    return result
+
+
+def _describe(spec: Mapping, out, ref, inputs: Sequence[Any]) -> dict:
+    import torch
+
+    s: dict[str, Any] = {"name": spec["name"], "plain_tensor": type(out) is torch.Tensor,
+                         "ref_shape": list(ref.shape), "ref_dtype": dtype_name(ref),
+                         "expected_dtype": spec["dtype"]}
+    if not isinstance(out, torch.Tensor):
+        return s | {"shape": None, "dtype": type(out).__name__}
+    s.update(shape=list(out.shape), dtype=dtype_name(out), aliases_input=aliases(out, inputs))
+    if s["plain_tensor"] and list(out.shape) == list(ref.shape) and out.dtype == ref.dtype:
+        s.update(numel=ref.numel(), comparable=True)
+    return s
+
+
+def _figures(numel: int, found: Sequence[float]) -> dict:
+    return {"numel": numel, "mismatched": int(found[0]), "nonfinite": int(found[1]),
+            "ref_nonfinite": int(found[2]), "max_abs": found[3], "max_rel": found[4]}
 
 
 def compare(out, ref, atol: float, rtol: float) -> dict:
+    return _figures(ref.numel(), compare_rows(out[None], ref[None], atol, rtol)[0].tolist())
+
+
+def compare_rows(outs, refs, atol: float, rtol: float):
+    """Row i of ``outs`` against row i of ``refs`` (both [n, ...]): an [n, 5] float64 device tensor
+    of mismatches, non-finite outputs where the reference is finite, non-finite references, max
+    abs and max rel error (allclose: |out - ref| <= atol + rtol * |ref|)."""
     import torch
 
-    numel = ref.numel()
-    if not (ref.is_floating_point() and ref.dtype.itemsize >= 1) or ref.dtype == torch.bool:
-        bad = int((out != ref).sum()) if numel else 0
-        return {"numel": numel, "mismatched": bad, "nonfinite": 0, "ref_nonfinite": 0,
-                "max_abs": float(bad > 0), "max_rel": float(bad > 0)}
-    wide = torch.float64 if ref.dtype in (torch.float32, torch.float64) else torch.float32
-    o, r = out.to(wide), ref.to(wide)
+    f64 = torch.float64  # counts above 2**24 stay exact
+    n = refs.shape[0]
+    o, r = outs.reshape(n, -1), refs.reshape(n, -1)
+    if r.shape[1] == 0:
+        return torch.zeros(n, 5, dtype=f64, device=r.device)
+    if not (r.is_floating_point() and r.dtype.itemsize >= 1) or r.dtype == torch.bool:
+        bad = (o != r).sum(1).to(f64)
+        zero, flag = torch.zeros_like(bad), (bad > 0).to(f64)
+        return torch.stack([bad, zero, zero, flag, flag], 1)
+    wide = f64 if r.dtype in (torch.float32, torch.float64) else torch.float32
+    o, r = o.to(wide), r.to(wide)
     o_fin, r_fin = torch.isfinite(o), torch.isfinite(r)
     both = o_fin & r_fin
     diff = torch.where(both, (o - r).abs(), torch.zeros_like(o))
     rel = diff / r.abs().clamp_min(max(atol, 1e-12))
     same_special = (~r_fin) & ((o == r) | (torch.isnan(o) & torch.isnan(r)))
     bad = (both & (diff > atol + rtol * r.abs())) | (~both & ~same_special)
-    if not numel:
-        return {"numel": 0, "mismatched": 0, "nonfinite": 0, "ref_nonfinite": 0, "max_abs": 0.0, "max_rel": 0.0}
-    # One device-to-host copy for all five figures: this runs after every timed call.
-    f64 = torch.float64  # counts above 2**24 stay exact
-    found = torch.stack([bad.sum().to(f64), (~o_fin & r_fin).sum().to(f64), (~r_fin).sum().to(f64),
-                         diff.max().to(f64), rel.max().to(f64)]).tolist()
-    return {"numel": numel, "mismatched": int(found[0]), "nonfinite": int(found[1]),
-            "ref_nonfinite": int(found[2]), "max_abs": found[3], "max_rel": found[4]}
+    return torch.stack([bad.sum(1).to(f64), (~o_fin & r_fin).sum(1).to(f64), (~r_fin).sum(1).to(f64),
+                        diff.amax(1).to(f64), rel.amax(1).to(f64)], 1)
 
 
 def trial_status(trial: Mapping, required_matched_ratio: float = 1.0) -> tuple[str, str]:

@@ -30,7 +30,7 @@ class Pool:
     make: Callable[[int], list]
     capacity: int
     sets: list[list] = field(default_factory=list)
-    fingerprints: list[list] = field(default_factory=list)
+    fingerprints: list = field(default_factory=list)  # device checksums (cx.fingerprint)
     ref_outputs: list[tuple | None] = field(default_factory=list)
     ref_timing: dict = field(default_factory=dict)
     dists: dict = field(default_factory=dict)  # samplers: set index -> exact distribution
@@ -59,6 +59,8 @@ class WorkerState:
     trials: dict = field(default_factory=dict)  # (workload key, trial) -> (inputs, reference outputs)
     flush: Any = None
     hold: Any = None
+    sync_overhead: list | None = None
+    decoded: dict = field(default_factory=dict)  # sha256 -> the current workload's blob tensors
 
 
 def _sync(device: str) -> Callable[[], None]:
@@ -105,8 +107,11 @@ def evaluate(state: WorkerState, job: Mapping) -> dict:
 
 
 @contextmanager
-def _phase(raw: dict, name: str):
+def _phase(raw: dict | None, name: str):
     """Seconds spent per phase, kept in the row's extra statistics (where a run's time goes)."""
+    if raw is None:
+        yield
+        return
     started = timing.now_ms()
     try:
         yield
@@ -138,7 +143,10 @@ def _release(state: WorkerState) -> None:
 def _inputs(state: WorkerState, job: Mapping, index: int) -> list:
     opts = job["options"]
     seed = trial_seed(opts.get("seed", 0), job["workload"]["uuid"], index, opts.get("salt", ""))
-    values = make_inputs(job["definition"], job["workload"], job["blobs"], state.device, seed)
+    if state.decoded and not state.decoded.keys() <= set(job["blobs"]):
+        state.decoded.clear()  # another workload's blobs
+    values = make_inputs(job["definition"], job["workload"], job["blobs"], state.device, seed,
+                         loaded=state.decoded)
     return list(values.values())
 
 
@@ -156,38 +164,65 @@ def _trials(state: WorkerState, job: Mapping, reference, fn, raw: dict) -> bool:
         from .sampler_eval import sampler_trials
 
         return sampler_trials(state, job, reference, fn, raw)
-    definition, device = job["definition"], state.device
-    names = [i["name"] for i in definition["inputs"]]
-    out_names = [o["name"] for o in definition["outputs"]]
-    ratio = job["options"].get("required_matched_ratio", 1.0)
-    sync = _sync(device)
+    definition = job["definition"]
+    done = []  # (trial, outputs, reference outputs, solution's inputs, pristine inputs)
     for t in range(job["options"].get("trials", 3)):
-        try:
-            inputs, refs = _trial_case(state, job, reference, t)
-            mine = cx.clone_inputs(inputs)
+        call = _trial_call(state, job, reference, fn, raw, t)
+        if call is None:
+            return False
+        done.append(call)
+    # Checked together after the calls: one copy to the host for all trials' figures. Each call
+    # got its own inputs and outputs, so a later call cannot change what an earlier one returned,
+    # unless it hands back the same tensor again, which is a protocol violation of its own.
+    stats = cx.output_stats_many(definition, [(outs, refs, mine) for _, outs, refs, mine, _ in done])
+    changed = cx.mutated_many([(mine, inputs) for *_, mine, inputs in done], [i["name"] for i in definition["inputs"]])
+    _mark_reused(done, job["solution"]["destination_passing_style"])
+    ratio = job["options"].get("required_matched_ratio", 1.0)
+    for (trial, *_), found, names in zip(done, stats, changed):
+        trial["input_mutated"] = ", ".join(names) or None
+        trial["outputs"] = found
+    return all(cx.trial_status(trial, ratio)[0] == "PASSED" for trial, *_ in done)
+
+
+def _trial_call(state: WorkerState, job: Mapping, reference, fn, raw: dict, t: int):
+    """Trial ``t``: the solution called once on a clone of the trial's inputs; None if it failed."""
+    device, sync = state.device, _sync(state.device)
+    try:
+        inputs, refs = _trial_case(state, job, reference, t)
+        mine = cx.clone_inputs(inputs)
+        sync()
+    except Exception:
+        raw["reference_error"] = _tail()
+        return None
+    trial: dict[str, Any] = {"outputs": []}
+    raw["trials"].append(trial)
+    args, outs = _call_args(job, mine, device)
+    try:
+        with watch_calls_into(REFERENCE_FILES) as hits:
+            result = fn(*args)
             sync()
-        except Exception:
-            raw["reference_error"] = _tail()
-            return False
-        trial: dict[str, Any] = {"outputs": []}
-        raw["trials"].append(trial)
-        args, outs = _call_args(job, mine, device)
-        try:
-            with watch_calls_into(REFERENCE_FILES) as hits:
-                result = fn(*args)
-                sync()
-            if not outs:
-                outs = list(normalize_outputs(result, out_names))
-        except Exception as exc:
-            trial["error"] = _tail()
-            raw["fatal"] = _fatal(exc)
-            return False
-        trial["calls_reference"] = "; ".join(hits) or None
-        trial["input_mutated"] = ", ".join(cx.mutated(mine, inputs, names)) or None
-        trial["outputs"] = cx.output_stats(definition, outs, refs, mine)
-        if cx.trial_status(trial, ratio)[0] != "PASSED":
-            return False
-    return True
+        if not outs:
+            outs = list(normalize_outputs(result, [o["name"] for o in job["definition"]["outputs"]]))
+    except Exception as exc:
+        trial["error"] = _tail()
+        raw["fatal"] = _fatal(exc)
+        return None
+    trial["calls_reference"] = "; ".join(hits) or None
+    return trial, outs, refs, mine, inputs
+
+
+def _mark_reused(done: list, dps: bool) -> None:
+    """A returned tensor whose memory a later trial returned again: the earlier trial's values are
+    gone, so that trial fails as a protocol violation, not with confusing numbers."""
+    if dps:
+        return
+    seen: dict[int, dict] = {}
+    for trial, outs, *_ in done:
+        for o in outs:
+            if hasattr(o, "untyped_storage") and o.untyped_storage().nbytes():
+                first = seen.setdefault(o.untyped_storage().data_ptr(), trial)
+                if first is not trial:
+                    first["output_reused"] = "the same output tensor was returned by several correctness trials"
 
 
 def _trial_case(state: WorkerState, job: Mapping, reference, t: int) -> tuple[list, Any]:
@@ -230,10 +265,18 @@ def _pool(state: WorkerState, job: Mapping, reference) -> Pool:
     return pool
 
 
-def _measure(state: WorkerState, job: Mapping, fn, prepare, finish, n_sets: int, warm_args) -> dict:
+def _measure(state: WorkerState, job: Mapping, fn, prepare, finish, n_sets: int, warm_args,
+             raw: dict | None = None) -> dict:
     opts, device = job["options"], state.device
     sync = _sync(device)
-    host_ms = timing.warm_up(lambda: fn(*warm_args), float(opts.get("warmup_ms", 25.0)), sync)
+    with _phase(raw, "warmup"):
+        host_ms = timing.warm_up(lambda: fn(*warm_args), float(opts.get("warmup_ms", 25.0)), sync)
+    with _phase(raw, "timed"):
+        return _timed(state, opts, fn, prepare, finish, n_sets, host_ms)
+
+
+def _timed(state: WorkerState, opts: Mapping, fn, prepare, finish, n_sets: int, host_ms: list) -> dict:
+    device, sync = state.device, _sync(state.device)
     reps = int(opts["reps"])
     stop = timing.stop_rule(min(int(opts.get("min_reps", 10)), reps), float(opts.get("ci_width", 0.0)))
     if not device.startswith("cuda"):
@@ -253,7 +296,9 @@ def _measure(state: WorkerState, job: Mapping, fn, prepare, finish, n_sets: int,
     result = timing.measure_cuda(fn, prepare, finish, reps, n_sets,
                                  state.flush if opts.get("l2_flush", True) else None,
                                  state.hold if opts.get("hold", True) else None, host_ms, should_stop=stop)
-    result["sync_overhead_ms"] = timing.sync_overhead_ms()
+    if state.sync_overhead is None:  # a property of the worker and device, measured once
+        state.sync_overhead = timing.sync_overhead_ms()
+    result["sync_overhead_ms"] = state.sync_overhead
     if fallback:
         result["fallback"] = fallback
     return result
@@ -280,9 +325,17 @@ def _timing(state: WorkerState, job: Mapping, reference, fn, raw: dict) -> None:
         kept.append((i, outs))
 
     warm = _call_args(job, cx.clone_inputs(pool.get(0)), device)[0]
-    result = _measure(state, job, fn, prepare, finish, pool.capacity, warm_args=warm)
+    result = _measure(state, job, fn, prepare, finish, pool.capacity, warm_args=warm, raw=raw)
+    with _phase(raw, "verify"):
+        _verify(definition, pool, kept, reference, job, result)
+    raw["timing"] = result
+
+
+def _verify(definition: Mapping, pool: Pool, kept: list, reference, job: Mapping, result: dict) -> None:
+    dps = job["solution"]["destination_passing_style"]
     result["input_sets"] = len({i for i, _ in kept})
-    mutated_sets = [i for i, values in enumerate(pool.sets) if cx.fingerprint(values) != pool.fingerprints[i]]
+    changed = cx.changed_sets([(then, cx.fingerprint(values)) for then, values in zip(pool.fingerprints, pool.sets)])
+    mutated_sets = [i for i, flag in enumerate(changed) if flag]
     if mutated_sets:  # outputs computed from changed inputs cannot be checked: the run fails anyway
         pool.dirty = True
         result["input_mutated"] = f"timed calls changed input set(s) {mutated_sets}"
@@ -290,7 +343,6 @@ def _timing(state: WorkerState, job: Mapping, reference, fn, raw: dict) -> None:
         for i in sorted({i for i, _ in kept}):
             pool.ref_output(i, reference)
         result.update(_verify_timed(definition, pool, kept, job["options"].get("required_matched_ratio", 1.0), dps))
-    raw["timing"] = result
 
 
 def _verify_timed(definition: Mapping, pool: Pool, kept: list, ratio: float, dps: bool) -> dict:
@@ -300,9 +352,9 @@ def _verify_timed(definition: Mapping, pool: Pool, kept: list, ratio: float, dps
 
         return verify_timed_samples(definition, pool, kept, dps)
     bad, first_reason, seen_ptrs, reused = 0, None, set(), False
-    for i, outs in kept:
-        trial = {"outputs": cx.output_stats(definition, outs, pool.ref_outputs[i], pool.sets[i])}
-        status, why = cx.trial_status(trial, ratio)
+    found = cx.output_stats_many(definition, [(outs, pool.ref_outputs[i], pool.sets[i]) for i, outs in kept])
+    for (i, outs), stats in zip(kept, found):
+        status, why = cx.trial_status({"outputs": stats}, ratio)
         if status != "PASSED":
             bad += 1
             first_reason = first_reason or f"{status}: {why}"

@@ -61,18 +61,20 @@ def trial_seed(seed: int, workload_uuid: str, trial: int, salt: str = "") -> int
 
 
 def make_inputs(definition: Mapping, workload: Mapping, blobs: Any, device: str = "cpu",
-                seed: int = 0, prepare: Any = "auto") -> dict[str, Any]:
+                seed: int = 0, prepare: Any = "auto", loaded: dict | None = None) -> dict[str, Any]:
     """Inputs in definition order: name -> tensor (or Python scalar).
 
     ``blobs`` is a ``BlobStore`` or a mapping sha256 -> safetensors bytes (what workers get).
     ``prepare="auto"`` uses the reference's ``prepare`` if it defines one; pass None to skip.
+    ``loaded`` (sha256 -> decoded tensors) keeps blobs decoded and hash-checked across calls;
+    every call still gets its own copies.
     """
     import torch
 
     axes = axis_values(definition, workload)
     how = {i["name"]: i for i in workload["inputs"]}
     gen = torch.Generator(device=device).manual_seed(int(seed))
-    loaded: dict[str, dict] = {}
+    loaded = {} if loaded is None else loaded
     out: dict[str, Any] = {}
     for spec in definition["inputs"]:
         entry = how.get(spec["name"], {"type": "random"})
@@ -87,7 +89,7 @@ def make_inputs(definition: Mapping, workload: Mapping, blobs: Any, device: str 
             if key not in tensors:
                 raise ValueError(f"workload {workload.get('uuid')}: blob {entry['sha256'][:12]} "
                                  f"has no tensor {key!r}")
-            out[spec["name"]] = tensors[key].to(device)
+            out[spec["name"]] = tensors[key].to(device, copy=True)
         elif is_scalar(spec):
             out[spec["name"]] = _random_scalar(spec, gen, device)
         else:

@@ -91,9 +91,9 @@ class Scheduler:
                         self.timed_out[key] = job["workload"]["uuid"]
             try:
                 self.on_result(job, raw, agent)
-            except Exception as exc:  # a writer failure must not strand the other jobs
+            except Exception as exc:  # this agent stops; run_bench raises after the others finish
                 self.errors.append(f"{agent.name}: {type(exc).__name__}: {exc}")
-                raise
+                return
 
     def run(self, jobs: Sequence[Mapping]) -> None:
         queues = distribute(jobs, len(self.agents))

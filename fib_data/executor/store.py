@@ -4,19 +4,22 @@
     <dataset>/runs/<run_id>/batch-*.parquet      finished rows, one atomic file per write
     <dataset>/data/evaluations/run-<run_id>.parquet   the consolidated part file
 
-Each finished evaluation is on disk (atomically) before the next one is reported, so ``kill -9``
-loses nothing finished. The next start consolidates any run left unfinished, and rows whose key
-(solution_hash, workload_uuid, environment_hash) is already stored are never written again.
+A finished evaluation is reported only once it is on disk (atomically), so ``kill -9`` loses
+nothing reported. One writer thread per run writes whatever rows are pending as one batch file,
+so workers never wait on a write and batches grow when writes are slower than evaluations. The
+next start consolidates any run left unfinished, and rows whose key (solution_hash,
+workload_uuid, environment_hash) is already stored are never written again.
 """
 
 from __future__ import annotations
 
 import json
+import queue
 import threading
 import uuid as uuidlib
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -45,6 +48,9 @@ class RunStore:
         self.lock = threading.Lock()
         self.written = 0
         self.manifest: dict[str, Any] = {}
+        self.tables: list[pa.Table] = []   # what this run wrote, consolidated without re-reading
+        self.paths: list[Path] = []
+        self.writer: BatchWriter | None = None
 
     def start(self, **manifest: Any) -> None:
         self.manifest = {"run_id": self.run_id, "status": "running",
@@ -59,12 +65,23 @@ class RunStore:
         if arrow.num_rows == 0:
             return
         with self.lock:
-            name = f"batch-{self.written:06d}-{uuidlib.uuid4().hex[:6]}.parquet"
-            write_parquet(self.dir / name, arrow)
+            path = self.dir / f"batch-{self.written:06d}-{uuidlib.uuid4().hex[:6]}.parquet"
+            write_parquet(path, arrow)
             self.written += arrow.num_rows
+            self.tables.append(arrow)
+            self.paths.append(path)
+
+    def open_writer(self, on_written: Callable[[dict], None] | None = None) -> "BatchWriter":
+        """Start the run's writer thread: ``put`` rows, ``close`` flushes and raises its error."""
+        self.writer = BatchWriter(self.add, on_written)
+        return self.writer
 
     def finish(self, **summary: Any) -> Path | None:
-        path = consolidate(self.ds, self.run_id)
+        if self.writer is not None:
+            self.writer.close()
+        with self.lock:
+            arrow = pa.concat_tables(self.tables) if self.tables else None
+            path = _fold(self.ds, self.run_id, arrow, self.paths)
         self.manifest.update(status="complete", finished_at=datetime.now(timezone.utc).isoformat(),
                              part_file=str(path.relative_to(self.ds.root)) if path else None, **summary)
         self._write_manifest()
@@ -75,18 +92,79 @@ def batches(run_dir: Path) -> list[Path]:
     return sorted(p for p in run_dir.glob("batch-*.parquet") if not p.name.startswith("."))
 
 
+_END = object()
+
+
+class BatchWriter:
+    """A thread that writes pending rows as one batch each time, then reports them.
+
+    ``put`` never waits on the disk. A row reaches ``on_written`` only after ``write`` returned
+    (the batch is on disk). After a failed write the thread stops: ``put`` and ``close`` raise
+    that error, so it cannot be missed and nothing waits on a dead writer.
+    """
+
+    def __init__(self, write: Callable[[list[dict]], None], on_written: Callable[[dict], None] | None):
+        self.write, self.on_written = write, on_written
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.error: BaseException | None = None
+        self.closed = False
+        self.thread = threading.Thread(target=self._drain, daemon=True, name="fib-bench-writer")
+        self.thread.start()
+
+    def put(self, row: dict) -> None:
+        self._raise()
+        if self.closed:
+            raise RuntimeError("the run's writer is closed; this row was not written")
+        self.queue.put(row)
+
+    def close(self) -> None:
+        """Write every row put so far, stop the thread, raise its error if it had one."""
+        if not self.closed:
+            self.closed = True
+            self.queue.put(_END)
+        self.thread.join()
+        self._raise()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise RuntimeError(f"writing evaluation rows failed: {self.error!r}") from self.error
+
+    def _drain(self) -> None:
+        end = False
+        while not end:
+            rows = [self.queue.get()]
+            while not self.queue.empty():
+                rows.append(self.queue.get())
+            end = any(r is _END for r in rows)
+            rows = [r for r in rows if r is not _END]
+            try:
+                if rows:
+                    self.write(rows)
+                    for row in rows:
+                        if self.on_written:
+                            self.on_written(row)
+            except BaseException as exc:
+                self.error = exc
+                return
+
+
 def consolidate(ds: Dataset, run_id: str) -> Path | None:
-    """Fold a run's batches into ``data/evaluations/run-<run_id>.parquet`` (idempotent)."""
-    run_dir = ds.root / "runs" / run_id
+    """Fold a run's batch files into ``data/evaluations/run-<run_id>.parquet`` (idempotent)."""
+    files = batches(ds.root / "runs" / run_id)
+    arrow = pa.concat_tables([pq.read_table(f) for f in files]) if files else None
+    return _fold(ds, run_id, arrow, files)
+
+
+def _fold(ds: Dataset, run_id: str, arrow: pa.Table | None, files: list[Path]) -> Path | None:
+    """Write ``arrow`` (the rows of the batch ``files``) as the run's part file, leaving out keys
+    already stored, then delete the batches."""
     target = ds.table_dir("evaluations") / f"run-{run_id}.parquet"
-    files = batches(run_dir)
     if target.exists():  # a crash after the rename: the batches are already in the part file
         for f in files:
             f.unlink()
         return target
-    if not files:
+    if arrow is None:
         return None
-    arrow = pa.concat_tables([pq.read_table(f) for f in files])
     stored = ds.keys("evaluations")
     keep, seen = [], set()
     for i, key in enumerate(_keys(arrow)):

@@ -98,6 +98,19 @@ class L2Flush:
         props = torch.cuda.get_device_properties(device)
         size = max(2 * int(getattr(props, "L2_cache_size", 50 << 20)), 64 << 20)
         self.buffer = torch.empty(size // 4, dtype=torch.int32, device=device)
+        self.ms = self._duration()
+
+    def _duration(self, reps: int = 5) -> float:
+        """How long one flush keeps the GPU busy (the host enqueues the timed call meanwhile)."""
+        Event, sync, took = _cuda["Event"], _cuda["synchronize"], []
+        for _ in range(reps + 1):
+            a, b = Event(enable_timing=True), Event(enable_timing=True)
+            a.record()
+            self()
+            b.record()
+            sync()
+            took.append(_cuda["elapsed"](a, b))
+        return statistics.median(took[1:])
 
     def __call__(self) -> None:
         self.buffer.zero_()
@@ -133,15 +146,17 @@ class Hold:
             best = ms if best is None else min(best, ms)
         self.cycles_per_ms = cycles / max(best, 1e-3)
 
-    def cycles_for(self, host_ms: list[float]) -> tuple[int, float]:
+    def cycles_for(self, host_ms: list[float], lead_ms: float = 0.0) -> tuple[int, float]:
         """Spin length covering the host enqueue times seen so far (their 90th percentile, or the
         last few calls if slower: timed calls can enqueue slower than warm-up calls, e.g. when
-        kept outputs make the allocator ask the driver for memory)."""
+        kept outputs make the allocator ask the driver for memory), less ``lead_ms`` of GPU work
+        queued before the spin (the L2 flush: the host enqueues the call while it runs too).
+        Returns (cycles, ms the host has before the start event fires)."""
         if not host_ms:
             return 0, 0.0
         q = max(sorted(host_ms)[int(0.9 * (len(host_ms) - 1))], max(host_ms[-3:]))
-        ms = min(max(1.5 * q + 0.02, 0.02), self.MAX_MS)
-        return int(ms * self.cycles_per_ms), ms
+        ms = min(max(1.5 * q + 0.02 - lead_ms, 0.02), self.MAX_MS)
+        return int(ms * self.cycles_per_ms), ms + lead_ms
 
     def __call__(self, cycles: int) -> None:
         if cycles:
@@ -162,6 +177,7 @@ def measure_cuda(fn: Callable, prepare: Callable, finish: Callable, reps: int, n
     """
     Event, sync = _cuda["Event"], _cuda["synchronize"]
     stream = _cuda["current_stream"]()
+    lead = 0.8 * getattr(flush, "ms", 0.0)  # most of the flush: its duration varies a little
     seen = list(host_seen)  # enqueue times: warm-up's, then each timed call's
     marks, held, holds, samples = [], [], [], []
     elapsed = _cuda["elapsed"]
@@ -171,7 +187,7 @@ def measure_cuda(fn: Callable, prepare: Callable, finish: Callable, reps: int, n
         start, stop, wide = Event(enable_timing=True), Event(enable_timing=True), Event(enable_timing=True)
         if flush is not None:
             flush()
-        cycles, hold_ms = hold.cycles_for(seen) if hold is not None else (0, 0.0)
+        cycles, hold_ms = hold.cycles_for(seen, lead) if hold is not None else (0, 0.0)
         if cycles:
             hold(cycles)
         start.record(stream)

@@ -36,6 +36,7 @@ def modules_needed(jobs) -> tuple[str, ...]:
 
 
 def _serve(conn, device: str, preload: tuple[str, ...] = PRELOAD) -> None:
+    born = time.monotonic()
     if not device.startswith("cuda"):
         os.environ.setdefault("TRITON_INTERPRET", "1")  # triton solutions run in its interpreter on CPU
     # Imported in this order on purpose: clocks and snapshots first, solutions only later.
@@ -43,9 +44,12 @@ def _serve(conn, device: str, preload: tuple[str, ...] = PRELOAD) -> None:
 
     import torch
 
+    steps = {"import_torch": time.monotonic() - born}
     if device.startswith("cuda"):
         torch.cuda.set_device(device)
+        torch.empty(1, device=device)  # opens the CUDA context here, where its cost is counted
     timing.capture_cuda()
+    steps["device_context"] = time.monotonic() - born - sum(steps.values())
     from . import correctness, evaluate, integrity, reference, sampler_eval  # noqa: F401  (snapshotted below)
     from .environment import capture_environment
     from .roofline import PEAKS, measure_peaks
@@ -55,19 +59,37 @@ def _serve(conn, device: str, preload: tuple[str, ...] = PRELOAD) -> None:
             importlib.import_module(module)
         except Exception:
             pass
+    steps["import_preload"] = time.monotonic() - born - sum(steps.values())
     env = capture_environment(device)
     measured = None if any(f in env["hardware"] for f, _, _ in PEAKS) else measure_peaks(device)
     state = evaluate.WorkerState(device=device, snapshot=integrity.Snapshot())
-    conn.send(("ready", {"environment": env, "measured_peaks": measured, "pid": os.getpid()}))
+    steps["environment_snapshot"] = time.monotonic() - born - sum(steps.values())
+    conn.send(("ready", {"environment": env, "measured_peaks": measured, "pid": os.getpid(),
+                         "start_s": {k: round(v, 3) for k, v in steps.items()}}))
+    _loop(conn, state)
+
+
+def _loop(conn, state) -> None:
+    from . import evaluate
+
+    blobs: dict[str, bytes] = {}  # the last job's blobs: the parent sends only those it lacks
     while True:
         try:
             message = conn.recv()
         except (EOFError, KeyboardInterrupt):
             return
         if message[0] == "stop":
-            return
+            # Every result is sent already: skip the interpreter's teardown (seconds with torch
+            # and a CUDA context loaded) so the run ends when the work does.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            conn.close()
+            os._exit(0)
+        job = message[1]
+        blobs = {sha: blobs[sha] for sha in job.pop("blobs_kept", ()) if sha in blobs} | job["blobs"]
+        job["blobs"] = blobs
         with _captured_output() as log:
-            raw = evaluate.evaluate(state, message[1])
+            raw = evaluate.evaluate(state, job)
         raw["log"] = log.read()
         conn.send(("result", raw))
 
@@ -113,6 +135,7 @@ class WorkerHandle:
         self.conn = None
         self.info: dict = {}
         self.built: set[str] = set()
+        self.blobs_held: set[str] = set()  # shas of the blobs the current worker process holds
         self.starts = 0
 
     def start(self) -> dict:
@@ -123,7 +146,7 @@ class WorkerHandle:
         self.process.start()
         child.close()
         self.conn = parent
-        self.built = set()
+        self.built, self.blobs_held = set(), set()
         self.starts += 1
         kind, info = self._receive(self.start_timeout, "starting")
         self.info = info
@@ -151,11 +174,15 @@ class WorkerHandle:
             self.start()
         key = job["solution"]["content_hash"]
         limit = timeout + (0.0 if key in self.built else build_timeout)
+        blobs = job.get("blobs") or {}
+        message = {**job, "blobs": {sha: data for sha, data in blobs.items() if sha not in self.blobs_held},
+                   "blobs_kept": [sha for sha in blobs if sha in self.blobs_held]}
         try:
-            self.conn.send(("eval", job))
+            self.conn.send(("eval", message))
         except (BrokenPipeError, OSError):
             self.kill()
             raise WorkerFault("RUNTIME_ERROR", "worker pipe closed before the job was sent") from None
+        self.blobs_held = set(blobs)  # the worker keeps exactly this job's blobs (see _loop)
         _, raw = self._receive(limit, f"evaluating (limit {limit:.0f} s)")
         self.built.add(key)
         return raw
@@ -167,6 +194,7 @@ class WorkerHandle:
         if self.conn is not None:
             self.conn.close()
         self.process, self.conn = None, None
+        self.blobs_held = set()
 
     def stop(self) -> None:
         if self.process is not None and self.process.is_alive():
