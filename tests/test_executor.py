@@ -131,6 +131,53 @@ def test_calls_not_covered_by_the_hold_are_left_out_of_the_median():
     # Without a majority of held calls nothing is dropped (the figure then includes launch time).
     mostly_unheld = dict(timed, held=[True, False, False, False, False])
     assert latency(mostly_unheld)["median"] == pytest.approx(0.11)
+    assert latency(mostly_unheld)["host_bound"] and not found["host_bound"]
+
+
+def test_rows_whose_calls_were_mostly_unheld_are_flagged_host_bound():
+    import torch
+
+    from fib_data.executor.bench import BenchOptions as Opts
+    from fib_data.executor.correctness import output_stats
+    from fib_data.executor.verdict import evaluation_row
+
+    trial = {"outputs": output_stats(data.RMSNORM, [torch.ones(2, 64, dtype=torch.bfloat16)],
+                                     [torch.ones(2, 64, dtype=torch.bfloat16)])}
+    job = {"definition": data.RMSNORM, "workload": data.workload(data.RMSNORM, "w", {"batch_size": 2}),
+           "solution": data.solution(data.RMSNORM, "s", data.HONEST_VALUE, False)}
+    timed = {"timer": "cuda_event", "samples_ms": [2.0] * 4, "wide_ms": [2.01] * 4, "sync_overhead_ms": [0.01],
+             "input_sets": 4, "verified_calls": 4, "mismatched_calls": 0, "held": [False, False, False, True]}
+    ref = dict(timed, held=[True] * 4)
+    raw = {"trials": [trial], "timing": timed, "reference_timing": ref,
+           "environment": {"hardware": "NVIDIA H100 80GB HBM3", "torch": "x", "other_libs": []}}
+    row = evaluation_row(job, raw, "r", "cuda:0", Opts(reps=4).resolved(gpu=True))
+    assert "host_bound" in row["flags"] and "reference_host_bound" not in row["flags"]
+    row = evaluation_row(job, dict(raw, timing=ref), "r", "cuda:0", Opts(reps=4).resolved(gpu=True))
+    assert "host_bound" not in row["flags"]
+
+
+STRUCTURE_PROBE = '''import os
+import torch
+
+
+def run(table, rows, scale, alpha):
+    with open(os.environ["FIB_TEST_PROBE"], "a") as f:
+        f.write(f"{rows.data_ptr()} {table.data_ptr()}\\n")
+    return torch.index_select(table, 0, rows.long()) * (scale * alpha)[:, None], scale.sum().reshape(1)
+'''
+
+
+def test_timed_sets_share_integer_inputs_and_rotate_floats(tmp_path, monkeypatch):
+    """As across the layers of one serving step: a per-batch plan need not be redone per call."""
+    probe = tmp_path / "calls.txt"
+    monkeypatch.setenv("FIB_TEST_PROBE", str(probe))
+    ds = data.build(tmp_path / "ds", [data.solution(data.GATHER, "probe", STRUCTURE_PROBE, False)])
+    result = run_bench(ds.root, devices=["cpu"], options=BenchOptions(trials=2, reps=8, min_reps=8, warmup_ms=0.0,
+                                                                       timeout=30.0, build_timeout=0.0))
+    assert result["statuses"] == {"PASSED": 1}
+    calls = [line.split() for line in probe.read_text().splitlines()]  # trials, warm-up, then 8 timed
+    assert len({t for _, t in calls[-8:]}) == 8, "the float input must rotate over distinct sets"
+    assert len({r for r, _ in calls[-8:]}) == 1, "the integer input must be one tensor for all timed sets"
 
 
 def test_bench_writes_one_part_file_with_full_rows(ds):

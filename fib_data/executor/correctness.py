@@ -56,17 +56,41 @@ def fingerprint(values: Sequence[Any]):
     """Cheap exact checksum of an input set: a device tensor with the sum and the sum of squares
     of each tensor's raw bits (None without tensors). It stays on the device: sets are compared
     with ``changed_sets``, many at once, with one copy to the host."""
+    return fingerprint_many([values])[0]
+
+
+def fingerprint_many(sets: Sequence[Sequence[Any]], budget_bytes: int = 1 << 28) -> list:
+    """``fingerprint`` of sets with the same layout (a pool's input sets), each position's tensors
+    summed together in a few batched kernels; tensors over 4M elements one at a time, in chunks
+    (bounded temporaries for big KV caches)."""
     import torch
 
-    sums = []
-    for v in values:
-        if isinstance(v, torch.Tensor):
-            total = squares = torch.zeros((), dtype=torch.int64, device=v.device)
-            for chunk in bits(v).reshape(-1).split(1 << 24):  # bounded temporaries for big KV caches
-                wide = chunk.to(torch.int64)
-                total, squares = total + wide.sum(), squares + (wide * wide).sum()
-            sums.append(torch.stack([total, squares]))
-    return torch.stack(sums) if sums else None
+    columns = []
+    for pos, first in enumerate(sets[0] if sets else []):
+        if not isinstance(first, torch.Tensor):
+            continue
+        tensors = [values[pos] for values in sets]
+        if first.numel() > 1 << 22 or any(t.shape != first.shape or t.dtype != first.dtype for t in tensors):
+            columns.append(torch.stack([_checksum(t) for t in tensors]))
+            continue
+        per, parts = max(1, budget_bytes // max(8 * first.numel(), 1)), []
+        for k in range(0, len(tensors), per):
+            wide = torch.stack([bits(t).reshape(-1) for t in tensors[k:k + per]]).to(torch.int64)
+            parts.append(torch.stack([wide.sum(1), (wide * wide).sum(1)], 1))
+        columns.append(torch.cat(parts))
+    if not columns:
+        return [None] * len(sets)
+    return list(torch.stack(columns, 1).unbind(0))
+
+
+def _checksum(t):
+    import torch
+
+    total = squares = torch.zeros((), dtype=torch.int64, device=t.device)
+    for chunk in bits(t).reshape(-1).split(1 << 24):
+        wide = chunk.to(torch.int64)
+        total, squares = total + wide.sum(), squares + (wide * wide).sum()
+    return torch.stack([total, squares])
 
 
 def changed_sets(pairs: Sequence[tuple[Any, Any]]) -> list[bool]:

@@ -67,7 +67,9 @@ def latency(timed: Mapping | None) -> dict:
         samples = [x for x, h in zip(samples, held) if h]
         wides = [x for x, h in zip(wides, held) if h] if wides else wides
     median, iqr = median_iqr(samples)
-    out = {"median": median, "iqr": iqr, "gap": False, "unheld": len(held) - sum(held) if held else None}
+    unheld = len(held) - sum(held) if held else None
+    out = {"median": median, "iqr": iqr, "gap": False, "unheld": unheld,
+           "host_bound": bool(held) and 2 * unheld > len(held)}
     if wides:
         overhead = statistics.median(timed.get("sync_overhead_ms") or [0.0])
         tails = [w - s for w, s in zip(wides, samples)]
@@ -117,6 +119,8 @@ def evaluation_row(job: Mapping, raw: Mapping, run_id: str, device: str, options
         flags.append("mixed_timers")
     if timed and timed.get("input_sets", 0) < len(timed.get("samples_ms") or []):
         flags.append("input_sets_reused")
+    # Most calls enqueued for longer than the hold covered: the median includes host time.
+    flags += [name for name, lat in (("host_bound", sol), ("reference_host_bound", ref)) if lat.get("host_bound")]
     peaks = device_peaks(env.get("hardware"), raw.get("measured_peaks"))
     row.update(roofline(definition, workload, row["latency_ms"], peaks))
     row["flags"] = sorted(set(flags))
