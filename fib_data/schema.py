@@ -186,7 +186,7 @@ EVALUATIONS = pa.schema([
     _f("environment_hash", pa.string(), "Hash of the environment struct (part of the key).",
        nullable=False),
     _f("flags", pa.list_(pa.string()),
-       "Review flags such as implausible_speedup, input_mutated, wall_clock_gap."),
+       "Review flags such as implausible_speedup, input_mutated, wall_clock_gap, host_bound (latency includes host time)."),
     _f("timestamp", pa.timestamp("us", tz="UTC"), "When the evaluation finished.", nullable=False),
     _f("log", pa.string(), "Captured output and error text."),
     _f("correctness_extra", pa.string(), "Extra correctness statistics as a JSON object."),
