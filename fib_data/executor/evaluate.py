@@ -165,12 +165,15 @@ def _trials(state: WorkerState, job: Mapping, reference, fn, raw: dict) -> bool:
 
         return sampler_trials(state, job, reference, fn, raw)
     definition = job["definition"]
-    done = []  # (trial, outputs, reference outputs, solution's inputs, pristine inputs)
+    done, failed = [], False  # (trial, outputs, reference outputs, solution's inputs, pristine inputs)
     for t in range(job["options"].get("trials", 3)):
         call = _trial_call(state, job, reference, fn, raw, t)
-        if call is None:
-            return False
+        if call is None:  # a raise or a failed reference; the trials before it are still checked
+            failed = True
+            break
         done.append(call)
+    if raw.get("fatal"):  # the CUDA context is gone: nothing more can run on it
+        return False
     # Checked together after the calls: one copy to the host for all trials' figures. Each call
     # got its own inputs and outputs, so a later call cannot change what an earlier one returned,
     # unless it hands back the same tensor again, which is a protocol violation of its own.
@@ -181,7 +184,7 @@ def _trials(state: WorkerState, job: Mapping, reference, fn, raw: dict) -> bool:
     for (trial, *_), found, names in zip(done, stats, changed):
         trial["input_mutated"] = ", ".join(names) or None
         trial["outputs"] = found
-    return all(cx.trial_status(trial, ratio)[0] == "PASSED" for trial, *_ in done)
+    return not failed and all(cx.trial_status(trial, ratio)[0] == "PASSED" for trial, *_ in done)
 
 
 def _trial_call(state: WorkerState, job: Mapping, reference, fn, raw: dict, t: int):
