@@ -48,10 +48,6 @@ def bits(t):
     return t.contiguous().view(getattr(torch, _BITS[t.element_size()]))
 
 
-def same_bits(a, b) -> bool:
-    return a.shape == b.shape and a.dtype == b.dtype and bool(bits(a).equal(bits(b)))
-
-
 def fingerprint(values: Sequence[Any]):
     """Cheap exact checksum of an input set: a device tensor with the sum and the sum of squares
     of each tensor's raw bits (None without tensors). It stays on the device: sets are compared
