@@ -1,9 +1,12 @@
 """Per (definition, solution): evaluations, statuses, max errors, speedups, from evaluation files.
 
-    python benchmarks/gpu/correctness_table.py PATH [PATH ...] [--markdown]
+    python benchmarks/gpu/correctness_table.py PATH [PATH ...] [--markdown] [--latest]
 
 PATH is a dataset folder (its data/evaluations/ and any unconsolidated runs/*/batch-*.parquet are
-read) or single Parquet files. Needs only pyarrow, so it runs on the GPU machine too.
+read) or single Parquet files. ``--latest`` keeps, for each (definition, solution), only the rows
+from the newest source that has it (a file's source is its folder, e.g. one
+``benchmarks/results/<session>/``; a source is as new as its newest run id, which starts with the
+run's UTC time). Needs only pyarrow, so it runs on the GPU machine too.
 """
 
 from __future__ import annotations
@@ -21,25 +24,42 @@ COLUMNS = ["definition", "solution", "status", "max_absolute_error", "max_relati
            "latency_ms", "environment"]
 
 
-def files(paths: list[Path]) -> list[Path]:
+def files(paths: list[Path]) -> list[tuple[Path, Path]]:
+    """(file, source) pairs: a dataset folder is its files' source, a lone file's folder is its."""
     out = []
     for p in paths:
         if p.is_dir():
-            out += sorted((p / "data" / "evaluations").glob("*.parquet")) + sorted(p.glob("runs/*/batch-*.parquet"))
+            out += [(f, p) for f in sorted((p / "data" / "evaluations").glob("*.parquet"))
+                    + sorted(p.glob("runs/*/batch-*.parquet"))]
         else:
-            out.append(p)
+            out.append((p, p.parent))
     return out
 
 
 def rows(paths: list[Path]) -> list[dict]:
     seen, out = set(), []
-    for f in files(paths):
-        for r in pq.read_table(f, columns=COLUMNS + ["workload_uuid", "solution_hash"]).to_pylist():
-            key = (r["solution_hash"], r["workload_uuid"], r["environment"]["hardware"])
+    for f, source in files(paths):
+        t = pq.read_table(f)
+        if t.num_rows == 0 or "solution_hash" not in t.column_names:
+            continue
+        for r in t.select(COLUMNS + ["workload_uuid", "solution_hash", "run_id"]).to_pylist():
+            key = (r["solution_hash"], r["workload_uuid"], r["environment"]["hardware"], r["run_id"])
             if key not in seen:  # a batch file and its consolidated part file hold the same rows
                 seen.add(key)
-                out.append(r)
+                out.append(r | {"source": str(source)})
     return out
+
+
+def latest(found: list[dict]) -> list[dict]:
+    newest: dict[str, str] = {}
+    for r in found:
+        newest[r["source"]] = max(newest.get(r["source"], ""), r["run_id"])
+    last: dict[tuple, str] = {}
+    for r in found:
+        key = (r["definition"], r["solution"])
+        if newest[r["source"]] > newest.get(last.get(key, ""), ""):
+            last[key] = r["source"]
+    return [r for r in found if r["source"] == last[(r["definition"], r["solution"])]]
 
 
 def table(found: list[dict]) -> list[dict]:
@@ -73,8 +93,10 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("paths", nargs="+", type=Path)
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--latest", action="store_true", help="per pair, only the last source that has it")
     args = parser.parse_args()
-    t = table(rows(args.paths))
+    found = rows(args.paths)
+    t = table(latest(found) if args.latest else found)
     keys = ["hardware", "definition", "solution", "n", "statuses", "max_abs", "max_rel", "geomean_speedup"]
     if args.markdown:
         print("| " + " | ".join(keys) + " |")
