@@ -69,14 +69,21 @@ def fingerprint_many(sets: Sequence[Sequence[Any]], budget_bytes: int = 1 << 28)
         if first.numel() > 1 << 22 or any(t.shape != first.shape or t.dtype != first.dtype for t in tensors):
             columns.append(torch.stack([_checksum(t) for t in tensors]))
             continue
-        per, parts = max(1, budget_bytes // max(8 * first.numel(), 1)), []
-        for k in range(0, len(tensors), per):
-            wide = torch.stack([bits(t).reshape(-1) for t in tensors[k:k + per]]).to(torch.int64)
+        parts = []
+        for chunk in _batches(tensors, first.numel(), budget_bytes):
+            wide = torch.stack([bits(t).reshape(-1) for t in chunk]).to(torch.int64)
             parts.append(torch.stack([wide.sum(1), (wide * wide).sum(1)], 1))
         columns.append(torch.cat(parts))
     if not columns:
         return [None] * len(sets)
     return list(torch.stack(columns, 1).unbind(0))
+
+
+def _batches(items: Sequence, numel: int, budget_bytes: int) -> list:
+    """``items`` in runs small enough that stacking them (8 bytes per element, the widest
+    temporary) stays within ``budget_bytes``."""
+    per = max(1, budget_bytes // max(8 * numel, 1))
+    return [items[k:k + per] for k in range(0, len(items), per)]
 
 
 def _checksum(t):
@@ -197,9 +204,7 @@ def output_stats_many(definition: Mapping, calls: Sequence[tuple[Sequence, Seque
     rows, owners = [], []
     for j, items in pending.items():
         atol, rtol = tolerance_for(definition, items[0][0]["dtype"])
-        per = max(1, budget_bytes // max(8 * items[0][2].numel(), 1))
-        for k in range(0, len(items), per):
-            chunk = items[k:k + per]
+        for chunk in _batches(items, items[0][2].numel(), budget_bytes):
             rows.append(compare_rows(torch.stack([o for _, o, _ in chunk]), torch.stack([r for _, _, r in chunk]),
                                      atol, rtol))
             owners.extend(s for s, _, _ in chunk)

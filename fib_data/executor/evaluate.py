@@ -262,8 +262,7 @@ def _pool(state: WorkerState, job: Mapping, reference) -> Pool:
         if pool.ref_outputs[i] is None:
             pool.ref_outputs[i] = result
 
-    pool.ref_timing = _measure(state, job, reference, pool.get, keep, capacity,
-                               warm_args=_same_structure(cx.clone_inputs(first), first))
+    pool.ref_timing = _measure(state, job, reference, pool.get, keep, capacity, warm_args=_warm_copy(first))
     state.pools[key] = pool
     return pool
 
@@ -274,10 +273,21 @@ def _same_structure(values: list, first: list) -> list:
     do: one batch structure, different weights and caches. Solutions may then keep per-structure
     plans (flashinfer's wrappers plan once per step) instead of timing a re-plan on every call;
     correctness trials still draw a fresh structure each."""
+    return [f if _is_structure(f) else v for v, f in zip(values, first)]
+
+
+def _is_structure(value) -> bool:
     import torch
 
-    return [f if isinstance(f, torch.Tensor) and not (f.is_floating_point() or f.is_complex()) else v
-            for v, f in zip(values, first)]
+    return isinstance(value, torch.Tensor) and not (value.is_floating_point() or value.is_complex())
+
+
+def _warm_copy(values: list) -> list:
+    """Warm-up arguments: copies of set 0's floating-point data, its structure shared (as the timed
+    sets share it), so warm-up never touches the data a timed call is checked on."""
+    import torch
+
+    return [v.clone() if isinstance(v, torch.Tensor) and not _is_structure(v) else v for v in values]
 
 
 def _measure(state: WorkerState, job: Mapping, fn, prepare, finish, n_sets: int, warm_args,
@@ -339,7 +349,7 @@ def _timing(state: WorkerState, job: Mapping, reference, fn, raw: dict) -> None:
         outs = list(args[len(pool.sets[i]):]) if dps else list(normalize_outputs(result, out_names))
         kept.append((i, outs))
 
-    warm = _call_args(job, _same_structure(cx.clone_inputs(pool.get(0)), pool.get(0)), device)[0]
+    warm = _call_args(job, _warm_copy(pool.get(0)), device)[0]
     result = _measure(state, job, fn, prepare, finish, pool.capacity, warm_args=warm, raw=raw)
     with _phase(raw, "verify"):
         _verify(definition, pool, kept, reference, job, result)
