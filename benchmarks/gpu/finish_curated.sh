@@ -23,7 +23,7 @@ MISSING="${DEFS:---definition gqa_paged_prefill_causal_h32_kv8_d128_ps16 --defin
   --definition top_k_top_p_sampling_from_probs_v128256 \
   --definition moe_softmax_topk8_renorm_e128_h2048_i768 --definition gemm_fp8_block_scale_n1536_k7168}"
 MOE="--definition moe_softmax_topk8_renorm_e128_h2048_i768"
-pack() { (cd "$OUT" && tar czf "logs-$1.tgz" --remove-files ./*.log ./*.json ./*.md 2>/dev/null; ls -la); }
+pack() { (cd "$OUT" && tar czf "logs-$1.tgz" --remove-files ./*.log ./*.json ./*.md ./*.txt 2>/dev/null; ls -la); }
 wait_for() { local t=0; while [ -e "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null && [ "$t" -lt "$2" ]; do sleep 5; t=$((t + 5)); done; }
 case "${1:-}" in
   start)
@@ -35,6 +35,9 @@ case "${1:-}" in
     grep -E "evaluations in|start-up|throughput_ratio" "$OUT/vs_peer.log"
     FIB_NO_JIT=1 timeout 90 "$PY" benchmarks/gpu/cupti_crosscheck.py > "$OUT/cupti_nojit.log" 2>&1
     tail -n 8 "$OUT/cupti_nojit.log"
+    # Where our worker's host time goes (a sampling profile; its own run, as sampling slows it).
+    FIB_NO_JIT=1 FIB_WORKER_PROFILE="$OUT" timeout 60 "$PY" benchmarks/gpu/vs_peer.py --skip-peer --skip-launch --json vs_peer_profiled.json \
+      > "$OUT/vs_peer_profiled.log" 2>&1; grep -E "evaluations in" "$OUT/vs_peer_profiled.log"
     # The CUTLASS MoE module (248 objects) needs about an hour of all 16 cores (74 built after
     # 22.5 min, 2026-11-23): it only fits a longer device session, and it slows everything else.
     if [ "${MOE:-0}" = 1 ]; then

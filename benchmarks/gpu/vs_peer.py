@@ -147,6 +147,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="5 batch sizes instead of 20")
     parser.add_argument("--skip-peer", action="store_true")
     parser.add_argument("--skip-launch", action="store_true", help="skip the --no-hold run of ours")
+    parser.add_argument("--json", default="vs_peer.json", help="report file name under $OUT")
     args = parser.parse_args()
     report: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -210,7 +211,7 @@ def main() -> int:
     for k in ("peer_error", "ours_error"):
         if k in report:
             print(f"{k}:\n{report[k]}")
-    K.save_json("vs_peer.json", report)
+    K.save_json(args.json, report)
     return 0
 
 

@@ -72,6 +72,7 @@ def _serve(conn, device: str, preload: tuple[str, ...] = PRELOAD) -> None:
 def _loop(conn, state) -> None:
     from . import evaluate
 
+    profile = _profiler()
     blobs: dict[str, bytes] = {}  # the last job's blobs: the parent sends only those it lacks
     while True:
         try:
@@ -79,6 +80,8 @@ def _loop(conn, state) -> None:
         except (EOFError, KeyboardInterrupt):
             return
         if message[0] == "stop":
+            if profile is not None:
+                _dump_profile(profile.stop())
             # Every result is sent already: skip the interpreter's teardown (seconds with torch
             # and a CUDA context loaded) so the run ends when the work does.
             sys.stdout.flush()
@@ -92,6 +95,25 @@ def _loop(conn, state) -> None:
             raw = evaluate.evaluate(state, job)
         raw["log"] = log.read()
         conn.send(("result", raw))
+
+
+def _profiler():
+    """``FIB_WORKER_PROFILE=DIR``: sample where the worker's jobs spend host time (GPU waits
+    included) and write ``DIR/worker-<pid>.txt`` when it stops. A sampling thread, not cProfile:
+    the reference watch (``sys.setprofile``) would displace a deterministic profiler."""
+    if not os.environ.get("FIB_WORKER_PROFILE"):
+        return None
+    from .hostprofile import Sampler
+
+    return Sampler().start()
+
+
+def _dump_profile(profile) -> None:
+    from pathlib import Path
+
+    folder = Path(os.environ["FIB_WORKER_PROFILE"])
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"worker-{os.getpid()}.txt").write_text(profile.report())
 
 
 class _captured_output:
