@@ -324,7 +324,7 @@ def bench(dataset: Path = DatasetArg,
           min_reps: int = typer.Option(10, help="Fewest timed calls before the CI rule may stop."),
           ci_width: float = typer.Option(0.02, help="Stop timing once the median's 95%% CI is this narrow "
                                                      "(relative); 0 times exactly --reps calls."),
-          warmup_ms: Optional[float] = typer.Option(None, help="Warm-up budget per timed function (default 5, after the correctness trials)."),
+          warmup_ms: Optional[float] = typer.Option(None, help="Warm-up budget per timed function, at least 3 calls (default 1, after the correctness trials)."),
           hold: bool = typer.Option(True, "--hold/--no-hold",
                                     help="Spin the GPU before each timed call so host launch latency "
                                          "is not timed (--no-hold times it, as the peer does)."),

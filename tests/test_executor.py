@@ -90,6 +90,25 @@ def test_checks_run_in_order_shape_dtype_nonfinite_tolerance():
     assert status(torch.ones(2, 64, dtype=torch.bfloat16) * 1.05) == "INCORRECT_NUMERICAL"
 
 
+def test_input_checksums_are_exact_and_leave_the_inputs_alone():
+    from fib_data.executor.correctness import bits, changed_sets, fingerprint, fingerprint_many
+
+    g = torch.Generator().manual_seed(0)
+    values = [torch.randn(3000, generator=g).to(torch.bfloat16), torch.randn(5 << 20, generator=g),
+              torch.randint(-2**62, 2**62, (9,), generator=g), torch.rand(11, generator=g) > 0.5,
+              torch.randn(40, generator=g).to(torch.float8_e4m3fn), 7]
+    pristine = [v.clone() if isinstance(v, torch.Tensor) else v for v in values]
+    got = fingerprint(values)
+    for v, p in zip(values, pristine):  # squaring happens in a copy, also when bits are already int64
+        assert not isinstance(v, torch.Tensor) or torch.equal(bits(v), bits(p))
+    wide = [bits(v).reshape(-1).to(torch.int64) for v in values[:5]]
+    assert got.tolist() == [[int(w.sum()), int((w * w).sum())] for w in wide]
+    assert fingerprint_many([values, pristine])[1].tolist() == got.tolist()
+    changed = [v.clone() if isinstance(v, torch.Tensor) else v for v in values]
+    changed[0][17] = -changed[0][17]
+    assert changed_sets([(got, fingerprint(pristine)), (got, fingerprint(changed))]) == [False, True]
+
+
 def test_roofline_sizes():
     axes = {"batch_size": 4, "hidden_size": 64}
     assert tensor_bytes(data.RMSNORM, axes) == (4 * 64 * 2) * 2 + 64 * 2

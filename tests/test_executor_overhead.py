@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -176,3 +178,37 @@ def test_blobs_go_to_a_worker_once_and_again_after_it_is_replaced(tmp_path):
     finally:
         handle.stop()
     assert good["blobs"][sha] != corrupt["blobs"][sha]  # the parent's jobs are left as they were
+
+
+def test_workers_start_without_rerunning_the_parents_main_module(tmp_path):
+    # spawn re-runs the parent's __main__ (the fib CLI, a benchmark script) in every worker
+    # unless it is hidden; the script below notes every import of itself as a non-main module.
+    marker = tmp_path / "imported_as"
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import sys\n"
+        "if __name__ != '__main__':\n"
+        f"    open({str(marker)!r}, 'a').write(__name__ + '\\n')\n"
+        "else:\n"
+        "    from fib_data.executor.worker import WorkerHandle\n"
+        "    h = WorkerHandle('cpu', preload=())\n"
+        "    print(sorted(h.start()['start_s']))\n"
+        "    h.stop()\n"
+        "    print('main file kept:', __file__ is not None and __spec__ is None)\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "import_torch" in out.stdout and "main file kept: True" in out.stdout
+    assert not marker.exists(), f"the worker imported the parent's script as {marker.read_text()!r}"
+
+
+def test_worker_modules_import_without_pyarrow_or_the_cli():
+    code = ("import sys, fib_data.executor.worker, fib_data.executor.evaluate; "
+            "print(sorted(m for m in ('pyarrow', 'polars', 'duckdb', 'typer') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
+    import fib_data
+
+    assert fib_data.Dataset is Dataset and "definitions" in fib_data.TABLES

@@ -94,17 +94,17 @@ def run_peer(trace_dir: Path) -> tuple[dict, float, int]:
     return out, wall, n
 
 
-def run_ours(root: Path, hold: bool = True) -> tuple[dict, float, int]:
+def run_ours(root: Path, hold: bool = True, **options) -> tuple[dict, float, int]:
     from fib_data.executor.bench import BenchOptions, run_bench
 
     started = time.monotonic()
     marks = {}
-    result = run_bench(root, devices=[K.DEVICE], options=BenchOptions(hold=hold), all_hardware=K.DEVICE == "cpu",
+    result = run_bench(root, devices=[K.DEVICE], options=BenchOptions(hold=hold, **options), all_hardware=K.DEVICE == "cpu",
                        on_start=lambda *_: marks.setdefault("first_job_s", time.monotonic() - started))
     wall = time.monotonic() - started
     manifest = json.loads((root / "runs" / result["run_id"] / "manifest.json").read_text())
     marks.update(worker_start_s=manifest.get("worker_start_s"), wall_s=wall)
-    print(f"ours{'' if hold else ' --no-hold'}: start-up {marks}", flush=True)
+    print(f"ours{'' if hold else ' --no-hold'}{options or ''}: start-up {marks}", flush=True)
     out = {}
     for r in result["rows"]:
         extra = json.loads(r["correctness_extra"] or "{}")
@@ -115,6 +115,18 @@ def run_ours(root: Path, hold: bool = True) -> tuple[dict, float, int]:
     for p in (root / "data" / "evaluations").glob("run-*.parquet"):
         p.unlink()  # the next run must evaluate everything again, not resume
     return out, wall, len(result["rows"])
+
+
+def self_agreement(a: dict, b: dict) -> dict | None:
+    """Run b against run a of ours, pair by pair: how much a change of settings moved the medians."""
+    ratios = [b[k]["latency_ms"] / v["latency_ms"] for k, v in a.items()
+              if k in b and v["latency_ms"] and b[k]["latency_ms"]]
+    if not ratios:
+        return None
+    dev = sorted(abs(r - 1) for r in ratios)
+    return {"pairs": len(ratios), "median_ratio": statistics.median(ratios),
+            "median_abs_diff_pct": 100 * statistics.median(dev), "within_3pct": sum(d <= 0.03 for d in dev) / len(dev),
+            "p90_abs_diff_pct": 100 * dev[int(0.9 * (len(dev) - 1))]}
 
 
 def agreement(ours: dict, peer: dict, floor_ms: float = 0.0) -> dict | None:
@@ -148,6 +160,8 @@ def main() -> int:
     parser.add_argument("--skip-peer", action="store_true")
     parser.add_argument("--skip-launch", action="store_true", help="skip the --no-hold run of ours")
     parser.add_argument("--json", default="vs_peer.json", help="report file name under $OUT")
+    parser.add_argument("--ab-warmup", type=float, default=None,
+                        help="also run ours with this warm-up (ms) and compare it pair by pair with the default")
     args = parser.parse_args()
     report: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -177,6 +191,14 @@ def main() -> int:
             if not args.skip_launch:
                 ours_launch = run_ours(tmp / "ds", hold=False)
                 print(f"ours --no-hold: {ours_launch[2]} evaluations in {ours_launch[1]:.1f} s", flush=True)
+            if args.ab_warmup is not None:
+                other = run_ours(tmp / "ds", warmup_ms=args.ab_warmup)
+                again = run_ours(tmp / "ds")  # the same settings again: the run-to-run noise floor
+                report["ab_warmup"] = {"warmup_ms": args.ab_warmup, "wall_s": other[1],
+                                       "latency_vs_default": self_agreement(ours[0], other[0]),
+                                       "default_rerun_wall_s": again[1],
+                                       "default_rerun_vs_default": self_agreement(ours[0], again[0])}
+                print(f"ours --warmup {args.ab_warmup}: {other[2]} evaluations in {other[1]:.1f} s", flush=True)
         except Exception:
             traceback.print_exc()
             report["ours_error"] = traceback.format_exc()[-1500:]

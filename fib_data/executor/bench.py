@@ -19,8 +19,9 @@ class BenchOptions:
     reps: int | None = None          # most timed calls; default 50 on GPU, 10 on CPU
     min_reps: int = 10               # fewest timed calls before the CI rule may stop the loop
     ci_width: float = 0.02           # stop once the median's 95% CI is this narrow (relative); 0: fixed reps
-    # Warm-up budget per timed function, default 5 ms on GPU and CPU: the correctness trials have
-    # already paid first-call costs (lazy init, autotuning, allocator growth) before it starts.
+    # Warm-up budget per timed function (at least 3 calls), default 1 ms: the correctness trials
+    # have already paid first-call costs (lazy init, autotuning, allocator growth) and the worker
+    # keeps the device busy, so clocks are up (benchmarks/gpu/vs_peer.py --ab-warmup 5 compares).
     warmup_ms: float | None = None
     cuda_graph: bool = False
     l2_flush: bool = True
@@ -36,7 +37,7 @@ class BenchOptions:
     def resolved(self, gpu: bool) -> dict:
         out = asdict(self)
         out["reps"] = self.reps if self.reps is not None else (50 if gpu else 10)
-        out["warmup_ms"] = self.warmup_ms if self.warmup_ms is not None else 5.0
+        out["warmup_ms"] = self.warmup_ms if self.warmup_ms is not None else 1.0
         return out
 
     def public(self, gpu: bool) -> dict:

@@ -69,10 +69,8 @@ def fingerprint_many(sets: Sequence[Sequence[Any]], budget_bytes: int = 1 << 28)
         if first.numel() > 1 << 22 or any(t.shape != first.shape or t.dtype != first.dtype for t in tensors):
             columns.append(torch.stack([_checksum(t) for t in tensors]))
             continue
-        parts = []
-        for chunk in _batches(tensors, first.numel(), budget_bytes):
-            wide = torch.stack([bits(t).reshape(-1) for t in chunk]).to(torch.int64)
-            parts.append(torch.stack([wide.sum(1), (wide * wide).sum(1)], 1))
+        parts = [_moments(torch.stack([bits(t).reshape(-1) for t in chunk]))
+                 for chunk in _batches(tensors, first.numel(), budget_bytes)]
         columns.append(torch.cat(parts))
     if not columns:
         return [None] * len(sets)
@@ -87,13 +85,17 @@ def _batches(items: Sequence, numel: int, budget_bytes: int) -> list:
 
 
 def _checksum(t):
+    return sum(_moments(chunk[None])[0] for chunk in bits(t).reshape(-1).split(1 << 24))
+
+
+def _moments(rows):
+    """[k, n] raw bits -> [k, 2] int64: each row's sum and sum of squares. The sum converts as it
+    reduces; squares need one temporary, int32 for bits of up to 16 (exact: 2^30 at most), int64
+    above (wrapping alike before and after, which is all a checksum needs)."""
     import torch
 
-    total = squares = torch.zeros((), dtype=torch.int64, device=t.device)
-    for chunk in bits(t).reshape(-1).split(1 << 24):
-        wide = chunk.to(torch.int64)
-        total, squares = total + wide.sum(), squares + (wide * wide).sum()
-    return torch.stack([total, squares])
+    wide = rows.to(torch.int32 if rows.element_size() <= 2 else torch.int64, copy=True)
+    return torch.stack([rows.sum(1, dtype=torch.int64), wide.mul_(wide).sum(1, dtype=torch.int64)], 1)
 
 
 def changed_sets(pairs: Sequence[tuple[Any, Any]]) -> list[bool]:

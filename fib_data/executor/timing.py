@@ -35,7 +35,7 @@ def now_ms(clock=_clock_ns) -> float:
     return clock() / 1e6
 
 
-def warm_up(call: Callable[[], Any], budget_ms: float, sync: Callable[[], None], min_calls: int = 2,
+def warm_up(call: Callable[[], Any], budget_ms: float, sync: Callable[[], None], min_calls: int = 3,
             max_calls: int = 1000, clock=_clock_ns) -> list[float]:
     """Call until ``budget_ms`` has passed; returns the host time each call took to return
     (before the sync), i.e. how long the host needs to enqueue one call."""

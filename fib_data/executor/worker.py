@@ -13,7 +13,9 @@ import multiprocessing as mp
 import os
 import sys
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from typing import Any, Mapping
 
 
@@ -143,6 +145,26 @@ class _captured_output:
         os.close(self.saved[1])
 
 
+_MAIN_LOCK = threading.Lock()
+
+
+@contextmanager
+def _main_hidden():
+    """Spawn without the parent's ``__main__``: the worker's target lives in this module, and
+    ``spawn`` would otherwise re-run the parent's main module (the CLI and all it imports, or a
+    benchmark script) in every worker before it can start importing torch."""
+    main = sys.modules.get("__main__")
+    with _MAIN_LOCK:  # workers of several devices start from parallel threads
+        saved = {k: main.__dict__[k] for k in ("__spec__", "__file__") if main and k in main.__dict__}
+        try:
+            for k in saved:
+                main.__dict__[k] = None
+            yield
+        finally:
+            if main is not None:
+                main.__dict__.update(saved)
+
+
 class WorkerFault(Exception):
     def __init__(self, status: str, message: str):
         super().__init__(message)
@@ -165,7 +187,8 @@ class WorkerHandle:
         parent, child = ctx.Pipe()
         self.process = ctx.Process(target=_serve, args=(child, self.device, self.preload), daemon=True,
                                    name=f"fib-worker-{self.device}")
-        self.process.start()
+        with _main_hidden():
+            self.process.start()
         child.close()
         self.conn = parent
         self.built, self.blobs_held = set(), set()
