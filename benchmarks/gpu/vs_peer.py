@@ -3,12 +3,14 @@
     python benchmarks/gpu/vs_peer.py [--quick]      # ~4 min on an H100; logs to $OUT if set
 
 Both run at their own defaults on one GPU (peer: warmup 10, 50 iterations x 3 trials, persistent
-worker; ours: 3 trials, 50 timed calls over rotating inputs, spawn worker). flashinfer's JIT is
-warmed first so neither side pays it. Reported: evaluations per GPU-minute (wall time of the
-whole benchmark call, worker start included), where our time went (phase totals), and per-pair
-agreement of the median latencies (ours / peer - 1), for our default timer (host launch latency
-held out) and for ours with --no-hold (launch latency inside the interval, as the peer times). The peer wheel and its pure dependencies are
-taken from benchmarks/gpu/wheels/ when they are not installed.
+worker; ours: 3 trials, up to 50 timed calls over rotating inputs, spawn worker), each in a fresh
+Python process of its own, one after the other: neither inherits the other's imports or CUDA
+context. flashinfer's JIT is warmed first so neither side pays it. Reported: evaluations per
+GPU-minute (each side's wall time from before its library import to the end of the run, worker
+start included), where our time went (phase totals), and per-pair agreement of the median
+latencies (ours / peer - 1), for our default timer (host launch latency held out) and for ours
+with --no-hold (launch latency inside the interval, as the peer times). The peer wheel and its
+pure dependencies are taken from benchmarks/gpu/wheels/ when they are not installed.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import pickle
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -73,10 +77,10 @@ def warm_jit() -> None:
 
 
 def run_peer(trace_dir: Path) -> tuple[dict, float, int]:
+    started = time.monotonic()  # its imports count: each side runs in a fresh process (see main)
     from flashinfer_bench.bench import Benchmark, BenchmarkConfig
     from flashinfer_bench.data import TraceSet
 
-    started = time.monotonic()
     ts = TraceSet.from_path(str(trace_dir))
     bench = Benchmark(ts, BenchmarkConfig())
     try:
@@ -95,9 +99,9 @@ def run_peer(trace_dir: Path) -> tuple[dict, float, int]:
 
 
 def run_ours(root: Path, hold: bool = True, **options) -> tuple[dict, float, int]:
+    started = time.monotonic()
     from fib_data.executor.bench import BenchOptions, run_bench
 
-    started = time.monotonic()
     marks = {}
     result = run_bench(root, devices=[K.DEVICE], options=BenchOptions(hold=hold, **options), all_hardware=K.DEVICE == "cpu",
                        on_start=lambda *_: marks.setdefault("first_job_s", time.monotonic() - started))
@@ -115,6 +119,29 @@ def run_ours(root: Path, hold: bool = True, **options) -> tuple[dict, float, int
     for p in (root / "data" / "evaluations").glob("run-*.parquet"):
         p.unlink()  # the next run must evaluate everything again, not resume
     return out, wall, len(result["rows"])
+
+
+def run_side(tmp: Path, side: str, **options) -> tuple[dict, float, int]:
+    """One side in a fresh Python process, so neither inherits the other's imports, CUDA context
+    or warmed-up state; its wall time counts its own imports, workers and run (not the interpreter
+    start or this script's imports, which both sides share)."""
+    result = tmp / f"{side}-{time.monotonic_ns()}.pkl"
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--side", side, "--data", str(tmp), "--result", str(result),
+           "--side-options", json.dumps(options)]
+    started = time.monotonic()
+    subprocess.run(cmd, check=True)
+    rows, wall, n = pickle.loads(result.read_bytes())
+    print(f"{side}{options or ''}: {n} evaluations in {wall:.1f} s (process {time.monotonic() - started:.1f} s)", flush=True)
+    return rows, wall, n
+
+
+def side_main(args) -> int:
+    tmp, options = Path(args.data), json.loads(args.side_options)
+    if (tmp / "vendor").is_dir():
+        sys.path.insert(0, str(tmp / "vendor"))
+    out = run_peer(tmp / "trace") if args.side == "peer" else run_ours(tmp / "ds", **options)
+    Path(args.result).write_bytes(pickle.dumps(out))
+    return 0
 
 
 def self_agreement(a: dict, b: dict) -> dict | None:
@@ -162,7 +189,13 @@ def main() -> int:
     parser.add_argument("--json", default="vs_peer.json", help="report file name under $OUT")
     parser.add_argument("--ab-warmup", type=float, default=None,
                         help="also run ours with this warm-up (ms) and compare it pair by pair with the default")
+    parser.add_argument("--side", choices=["peer", "ours"], help=argparse.SUPPRESS)  # one side, in a child
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    parser.add_argument("--side-options", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.side:
+        return side_main(args)
     report: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -176,29 +209,27 @@ def main() -> int:
             for d, a in steps)
         peer = ours = None
         warm_jit()
+        import torch  # noqa: F401  (both sides then find its files in the page cache)
+
         if not args.skip_peer:
             try:
                 report["vendored"] = vendor_wheels(tmp / "vendor")
-                peer = run_peer(tmp / "trace")
-                print(f"peer: {peer[2]} evaluations in {peer[1]:.1f} s", flush=True)
+                peer = run_side(tmp, "peer")
             except Exception:
                 traceback.print_exc()
                 report["peer_error"] = traceback.format_exc()[-1500:]
         ours = ours_launch = None
         try:
-            ours = run_ours(tmp / "ds")
-            print(f"ours: {ours[2]} evaluations in {ours[1]:.1f} s", flush=True)
+            ours = run_side(tmp, "ours")
             if not args.skip_launch:
-                ours_launch = run_ours(tmp / "ds", hold=False)
-                print(f"ours --no-hold: {ours_launch[2]} evaluations in {ours_launch[1]:.1f} s", flush=True)
+                ours_launch = run_side(tmp, "ours", hold=False)
             if args.ab_warmup is not None:
-                other = run_ours(tmp / "ds", warmup_ms=args.ab_warmup)
-                again = run_ours(tmp / "ds")  # the same settings again: the run-to-run noise floor
+                other = run_side(tmp, "ours", warmup_ms=args.ab_warmup)
+                again = run_side(tmp, "ours")  # the same settings again: the run-to-run noise floor
                 report["ab_warmup"] = {"warmup_ms": args.ab_warmup, "wall_s": other[1],
                                        "latency_vs_default": self_agreement(ours[0], other[0]),
                                        "default_rerun_wall_s": again[1],
                                        "default_rerun_vs_default": self_agreement(ours[0], again[0])}
-                print(f"ours --warmup {args.ab_warmup}: {other[2]} evaluations in {other[1]:.1f} s", flush=True)
         except Exception:
             traceback.print_exc()
             report["ours_error"] = traceback.format_exc()[-1500:]
