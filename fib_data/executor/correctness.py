@@ -140,23 +140,30 @@ def mutated_many(cases: Sequence[tuple[Sequence[Any], Sequence[Any]]], names: Se
     return out
 
 
-def poisoned_outputs(definition: Mapping, axes: Mapping[str, int], device: str) -> list:
-    """DPS output buffers filled with NaN (floats) or a sentinel, never uninitialised memory."""
+def poisoned_outputs(definition: Mapping, axes: Mapping[str, int], device: str, fills: list | None = None) -> list:
+    """DPS output buffers filled with NaN (floats) or a sentinel, never uninitialised memory;
+    ``fills`` (``output_fills``) saves working out shapes again on every timed call."""
     import torch
 
+    return [torch.full(shape, value, dtype=dtype, device=device)
+            for shape, dtype, value in fills or output_fills(definition, axes)]
+
+
+def output_fills(definition: Mapping, axes: Mapping[str, int]) -> list[tuple]:
+    """(shape, torch dtype, poison value) per output."""
     from .inputs import is_float, shape_of, torch_dtype
 
-    outs = []
+    out = []
     for spec in definition["outputs"]:
         dtype = torch_dtype(spec["dtype"])
-        shape = shape_of(spec, axes)
         if is_float(spec["dtype"]) and spec["dtype"] != "float4_e2m1":
-            outs.append(torch.full(shape, float("nan"), dtype=dtype, device=device))
+            value = float("nan")
         elif spec["dtype"] == "bool":
-            outs.append(torch.ones(shape, dtype=dtype, device=device))
+            value = True
         else:
-            outs.append(torch.full(shape, -1 if dtype != torch.uint8 else 255, dtype=dtype, device=device))
-    return outs
+            value = 255 if str(dtype) == "torch.uint8" else -1
+        out.append((shape_of(spec, axes), dtype, value))
+    return out
 
 
 def _storage_span(t) -> tuple[int, int]:

@@ -163,12 +163,14 @@ def _inputs(state: WorkerState, job: Mapping, index: int) -> list:
     return list(values.values())
 
 
-def _call_args(job: Mapping, args: list, device: str, axes: Mapping | None = None) -> tuple[list, list]:
+def _call_args(job: Mapping, args: list, device: str, axes: Mapping | None = None,
+               fills: list | None = None) -> tuple[list, list]:
     """Arguments for one call and the DPS output buffers (NaN-poisoned), if any."""
     if not job["solution"]["destination_passing_style"]:
         return args, []
-    axes = axes or axis_values(job["definition"], job["workload"])
-    outs = cx.poisoned_outputs(job["definition"], axes, device)
+    if fills is None:
+        fills = cx.output_fills(job["definition"], axes or axis_values(job["definition"], job["workload"]))
+    outs = cx.poisoned_outputs(job["definition"], {}, device, fills)
     return [*args, *outs], outs
 
 
@@ -351,9 +353,10 @@ def _timing(state: WorkerState, job: Mapping, reference, fn, raw: dict) -> None:
     dps = job["solution"]["destination_passing_style"]
     out_names = [o["name"] for o in definition["outputs"]]
     kept: list[tuple[int, list]] = []
+    fills = cx.output_fills(definition, axis_values(definition, job["workload"])) if dps else None
 
     def prepare(i):
-        return _call_args(job, pool.get(i), device)[0]
+        return _call_args(job, pool.get(i), device, fills=fills)[0]
 
     def finish(i, result, args):
         # Inputs are checked once per set after the loop, not after every call: a change made by
