@@ -212,3 +212,18 @@ def test_worker_modules_import_without_pyarrow_or_the_cli():
     import fib_data
 
     assert fib_data.Dataset is Dataset and "definitions" in fib_data.TABLES
+
+
+def test_the_parent_never_imports_torch(tmp_path):
+    # Anything torch-typed in a worker's messages (torch.__version__ is a TorchVersion) makes the
+    # parent import torch while unpickling it: seconds between the worker being ready and its
+    # first job. Solutions, references and environment probes run only in the worker.
+    ds = _many(tmp_path, solutions=1, batches=(1, 2))
+    code = ("import sys\n"
+            "from fib_data.executor.bench import BenchOptions, run_bench\n"
+            f"r = run_bench({str(ds.root)!r}, devices=['cpu'], options=BenchOptions(**{FAST!r}))\n"
+            "print(r['statuses'], 'torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "{'PASSED': 2} False"

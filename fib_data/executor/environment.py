@@ -26,7 +26,9 @@ def cpu_name() -> str:
 def capture_environment(device: str) -> dict:
     import torch
 
-    env = {"gpu": None, "driver": None, "cuda": torch.version.cuda, "torch": torch.__version__,
+    # Plain str: torch.__version__ is a TorchVersion, and unpickling one in the parent would import
+    # torch there (seconds, after the worker is ready, before the first job).
+    env = {"gpu": None, "driver": None, "cuda": torch.version.cuda, "torch": str(torch.__version__),
            "triton": _version("triton"), "flashinfer": _version("flashinfer-python") or _version("flashinfer"),
            "python": platform.python_version(), "other_libs": []}
     if device.startswith("cuda"):
