@@ -227,3 +227,16 @@ def test_the_parent_never_imports_torch(tmp_path):
                          cwd=Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "{'PASSED': 2} False"
+
+
+def test_auto_devices_count_gpus_from_the_driver_without_torch(tmp_path, monkeypatch):
+    from fib_data.executor.bench import gpu_count
+
+    gpus = tmp_path / "gpus"
+    for bus in ("0000:18:00.0", "0000:2a:00.0", "0000:3a:00.0"):
+        (gpus / bus).mkdir(parents=True)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert gpu_count(str(gpus)) == 3
+    for visible, n in (("1,2", 2), ("0,1,2,3,4", 3), ("", 0), ("-1", 0), ("2,-1,0", 1), ("GPU-5ab1", 1)):
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+        assert gpu_count(str(gpus)) == n, visible

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -48,11 +50,33 @@ def parse_devices(spec: str) -> list[str]:
     """'cuda:0,cuda:1', 'cpu', 'cpu,cpu' (two CPU workers), 'cuda' or 'auto' (every GPU, else cpu)."""
     items = [s.strip() for s in spec.split(",") if s.strip()]
     if items in (["auto"], ["cuda"]):
-        import torch
-
-        n = torch.cuda.device_count()
+        n = gpu_count()
         return [f"cuda:{i}" for i in range(n)] if n else ["cpu"]
     return items
+
+
+def gpu_count(driver_dir: str = "/proc/driver/nvidia/gpus") -> int:
+    """The GPUs CUDA will show, without importing torch in the parent (seconds; only workers
+    need it): the NVIDIA driver's devices, narrowed by CUDA_VISIBLE_DEVICES as CUDA reads it
+    (entries up to the first negative one). A Linux machine with neither that list nor a WSL or
+    ROCm device node has no GPU torch could use; elsewhere torch counts."""
+    folder = Path(driver_dir)
+    if not folder.is_dir():
+        if sys.platform.startswith("linux") and not any(Path(d).exists() for d in ("/dev/dxg", "/dev/kfd")):
+            return 0
+        import torch
+
+        return torch.cuda.device_count()
+    found = sum(1 for _ in folder.iterdir())
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return found
+    entries = []
+    for item in (v.strip() for v in visible.split(",")):
+        if not item or item.startswith("-"):
+            break
+        entries.append(item)
+    return min(len(entries), found)
 
 
 def _match(value: str, wanted: Sequence[str] | None) -> bool:
