@@ -240,3 +240,15 @@ def test_auto_devices_count_gpus_from_the_driver_without_torch(tmp_path, monkeyp
     for visible, n in (("1,2", 2), ("0,1,2,3,4", 3), ("", 0), ("-1", 0), ("2,-1,0", 1), ("GPU-5ab1", 1)):
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
         assert gpu_count(str(gpus)) == n, visible
+
+
+def test_worker_profile_shows_where_the_jobs_spent_their_time(tmp_path, monkeypatch):
+    ds = _many(tmp_path, solutions=1, batches=(1, 2))
+    monkeypatch.setenv("FIB_WORKER_PROFILE", str(tmp_path / "profile"))  # the spawned worker inherits it
+    result = run_bench(ds.root, devices=["cpu"], options=BenchOptions(**FAST))
+    assert result["statuses"] == {"PASSED": 2}
+    (report,) = (tmp_path / "profile").glob("worker-*.txt")
+    text = report.read_text()
+    samples = int(text.split()[0])
+    assert samples > 0 and "by cumulative share" in text and "by self share" in text
+    assert "evaluate.py" in text and "(evaluate)" in text  # the jobs' own frames were sampled

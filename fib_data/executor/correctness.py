@@ -140,13 +140,16 @@ def mutated_many(cases: Sequence[tuple[Sequence[Any], Sequence[Any]]], names: Se
     return out
 
 
-def poisoned_outputs(definition: Mapping, axes: Mapping[str, int], device: str, fills: list | None = None) -> list:
-    """DPS output buffers filled with NaN (floats) or a sentinel, never uninitialised memory;
-    ``fills`` (``output_fills``) saves working out shapes again on every timed call."""
+def poisoned_outputs(definition: Mapping, axes: Mapping[str, int], device: str) -> list:
+    """DPS output buffers filled with NaN (floats) or a sentinel, never uninitialised memory."""
+    return filled_outputs(output_fills(definition, axes), device)
+
+
+def filled_outputs(fills: Sequence[tuple], device: str) -> list:
+    """Fresh buffers from ``output_fills`` (worked out once, used for every timed call)."""
     import torch
 
-    return [torch.full(shape, value, dtype=dtype, device=device)
-            for shape, dtype, value in fills or output_fills(definition, axes)]
+    return [torch.full(shape, value, dtype=dtype, device=device) for shape, dtype, value in fills]
 
 
 def output_fills(definition: Mapping, axes: Mapping[str, int]) -> list[tuple]:

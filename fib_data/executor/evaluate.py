@@ -170,7 +170,7 @@ def _call_args(job: Mapping, args: list, device: str, axes: Mapping | None = Non
         return args, []
     if fills is None:
         fills = cx.output_fills(job["definition"], axes or axis_values(job["definition"], job["workload"]))
-    outs = cx.poisoned_outputs(job["definition"], {}, device, fills)
+    outs = cx.filled_outputs(fills, device)
     return [*args, *outs], outs
 
 
