@@ -146,12 +146,15 @@ def side_main(args) -> int:
 
 def self_agreement(a: dict, b: dict) -> dict | None:
     """Run b against run a of ours, pair by pair: how much a change of settings moved the medians."""
-    ratios = [b[k]["latency_ms"] / v["latency_ms"] for k, v in a.items()
-              if k in b and v["latency_ms"] and b[k]["latency_ms"]]
+    return ratio_stats([b[k]["latency_ms"] / v["latency_ms"] for k, v in a.items()
+                        if k in b and v["latency_ms"] and b[k]["latency_ms"]], "median_ratio")
+
+
+def ratio_stats(ratios: list[float], median_key: str) -> dict | None:
     if not ratios:
         return None
     dev = sorted(abs(r - 1) for r in ratios)
-    return {"pairs": len(ratios), "median_ratio": statistics.median(ratios),
+    return {"pairs": len(ratios), median_key: statistics.median(ratios),
             "median_abs_diff_pct": 100 * statistics.median(dev), "within_3pct": sum(d <= 0.03 for d in dev) / len(dev),
             "p90_abs_diff_pct": 100 * dev[int(0.9 * (len(dev) - 1))]}
 
@@ -164,13 +167,7 @@ def agreement(ours: dict, peer: dict, floor_ms: float = 0.0) -> dict | None:
         if (theirs and mine["latency_ms"] and theirs["latency_ms"] and theirs["latency_ms"] >= floor_ms
                 and mine["status"] == theirs["status"] == "PASSED"):
             ratios.append(mine["latency_ms"] / theirs["latency_ms"])
-    if not ratios:
-        return None
-    dev = sorted(abs(r - 1) for r in ratios)
-    return {"pairs": len(ratios), "median_ratio_ours_over_peer": statistics.median(ratios),
-            "median_abs_diff_pct": 100 * statistics.median(dev),
-            "within_3pct": sum(d <= 0.03 for d in dev) / len(dev),
-            "p90_abs_diff_pct": 100 * dev[int(0.9 * (len(dev) - 1))]}
+    return ratio_stats(ratios, "median_ratio_ours_over_peer")
 
 
 def phase_totals(rows: dict) -> dict:
