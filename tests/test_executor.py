@@ -90,23 +90,33 @@ def test_checks_run_in_order_shape_dtype_nonfinite_tolerance():
     assert status(torch.ones(2, 64, dtype=torch.bfloat16) * 1.05) == "INCORRECT_NUMERICAL"
 
 
-def test_input_checksums_are_exact_and_leave_the_inputs_alone():
+def test_input_checksums_see_any_changed_word_and_leave_the_inputs_alone():
+    import numpy as np
+
     from fib_data.executor.correctness import bits, changed_sets, fingerprint, fingerprint_many
 
     g = torch.Generator().manual_seed(0)
     values = [torch.randn(3000, generator=g).to(torch.bfloat16), torch.randn(5 << 20, generator=g),
               torch.randint(-2**62, 2**62, (9,), generator=g), torch.rand(11, generator=g) > 0.5,
-              torch.randn(40, generator=g).to(torch.float8_e4m3fn), 7]
+              torch.randn(40, generator=g).to(torch.float8_e4m3fn), torch.randn(5, 3, generator=g).t(), 7]
     pristine = [v.clone() if isinstance(v, torch.Tensor) else v for v in values]
     got = fingerprint(values)
-    for v, p in zip(values, pristine):  # squaring happens in a copy, also when bits are already int64
+    for v, p in zip(values, pristine):
         assert not isinstance(v, torch.Tensor) or torch.equal(bits(v), bits(p))
-    wide = [bits(v).reshape(-1).to(torch.int64) for v in values[:5]]
-    assert got.tolist() == [[int(w.sum()), int((w * w).sum())] for w in wide]
+
+    def expected(t):  # the definition, from the raw bytes: widest words that divide the size
+        raw = bits(t).contiguous().numpy().tobytes()
+        word = next(w for w in (8, 4, 2, 1) if len(raw) % w == 0)
+        ints = np.frombuffer(raw, dtype=f"<i{word}").astype(np.int64)
+        return [int(ints.sum()), int(ints[1::2].sum())]
+
+    assert got.tolist() == [expected(v) for v in values[:6]]
     assert fingerprint_many([values, pristine])[1].tolist() == got.tolist()
-    changed = [v.clone() if isinstance(v, torch.Tensor) else v for v in values]
-    changed[0][17] = -changed[0][17]
-    assert changed_sets([(got, fingerprint(pristine)), (got, fingerprint(changed))]) == [False, True]
+    one_bit, swapped = ([v.clone() if isinstance(v, torch.Tensor) else v for v in values] for _ in range(2))
+    one_bit[0][17] = -one_bit[0][17]
+    swapped[1][[0, 2]] = swapped[1][[2, 0]]  # halves of words 0 and 1 trade places: same total
+    assert changed_sets([(got, fingerprint(pristine)), (got, fingerprint(one_bit)),
+                         (got, fingerprint(swapped))]) == [False, True, True]
 
 
 def test_roofline_sizes():

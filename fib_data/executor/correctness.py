@@ -49,16 +49,19 @@ def bits(t):
 
 
 def fingerprint(values: Sequence[Any]):
-    """Cheap exact checksum of an input set: a device tensor with the sum and the sum of squares
-    of each tensor's raw bits (None without tensors). It stays on the device: sets are compared
-    with ``changed_sets``, many at once, with one copy to the host."""
+    """Cheap checksum of an input set, kept on the device (None without tensors): per tensor, the
+    wrapping int64 sum of its raw bytes read as 64-bit words (narrower words when its size is no
+    multiple of 8), and the same over its odd words. A change to any one word changes the first;
+    moving data between even and odd words (a transpose, a sort, a shifted write) changes the
+    second. Native reductions that read the data once and allocate nothing of its size: this
+    runs over every timing input set twice. Sets are compared with ``changed_sets``, many at once,
+    with one copy to the host. (Trial inputs are compared bit for bit instead: ``mutated_many``.)"""
     return fingerprint_many([values])[0]
 
 
-def fingerprint_many(sets: Sequence[Sequence[Any]], budget_bytes: int = 1 << 28) -> list:
-    """``fingerprint`` of sets with the same layout (a pool's input sets), each position's tensors
-    summed together in a few batched kernels; tensors over 4M elements one at a time, in chunks
-    (bounded temporaries for big KV caches)."""
+def fingerprint_many(sets: Sequence[Sequence[Any]], budget_bytes: int = 1 << 28, stack_below: int = 1 << 16) -> list:
+    """``fingerprint`` of sets with the same layout (a pool's input sets): small tensors of one
+    position stacked and summed in two kernels for all sets, larger ones summed in place."""
     import torch
 
     columns = []
@@ -66,15 +69,29 @@ def fingerprint_many(sets: Sequence[Sequence[Any]], budget_bytes: int = 1 << 28)
         if not isinstance(first, torch.Tensor):
             continue
         tensors = [values[pos] for values in sets]
-        if first.numel() > 1 << 22 or any(t.shape != first.shape or t.dtype != first.dtype for t in tensors):
-            columns.append(torch.stack([_checksum(t) for t in tensors]))
+        if first.numel() >= stack_below or any(t.shape != first.shape or t.dtype != first.dtype for t in tensors):
+            columns.append(torch.stack([_word_sums(words(t)[None])[0] for t in tensors]))
             continue
-        parts = [_moments(torch.stack([bits(t).reshape(-1) for t in chunk]))
+        parts = [_word_sums(torch.stack([words(t) for t in chunk]))
                  for chunk in _batches(tensors, first.numel(), budget_bytes)]
         columns.append(torch.cat(parts))
     if not columns:
         return [None] * len(sets)
     return list(torch.stack(columns, 1).unbind(0))
+
+
+def words(t):
+    """``t``'s raw bytes as the widest integer words that divide its size (int64 for most)."""
+    import torch
+
+    b = bits(t).reshape(-1)
+    for dtype in (torch.int64, torch.int32, torch.int16):
+        if dtype.itemsize > b.element_size() and (b.numel() * b.element_size()) % dtype.itemsize == 0:
+            try:
+                return b.view(dtype)
+            except RuntimeError:  # a view whose offset is not aligned to the wider word
+                pass
+    return b
 
 
 def _batches(items: Sequence, numel: int, budget_bytes: int) -> list:
@@ -84,18 +101,11 @@ def _batches(items: Sequence, numel: int, budget_bytes: int) -> list:
     return [items[k:k + per] for k in range(0, len(items), per)]
 
 
-def _checksum(t):
-    return sum(_moments(chunk[None])[0] for chunk in bits(t).reshape(-1).split(1 << 24))
-
-
-def _moments(rows):
-    """[k, n] raw bits -> [k, 2] int64: each row's sum and sum of squares. The sum converts as it
-    reduces; squares need one temporary, int32 for bits of up to 16 (exact: 2^30 at most), int64
-    above (wrapping alike before and after, which is all a checksum needs)."""
+def _word_sums(rows):
+    """[k, n] integer words -> [k, 2] int64: each row's sum and its odd words' sum (wrapping)."""
     import torch
 
-    wide = rows.to(torch.int32 if rows.element_size() <= 2 else torch.int64, copy=True)
-    return torch.stack([rows.sum(1, dtype=torch.int64), wide.mul_(wide).sum(1, dtype=torch.int64)], 1)
+    return torch.stack([rows.sum(1, dtype=torch.int64), rows[:, 1::2].sum(1, dtype=torch.int64)], 1)
 
 
 def changed_sets(pairs: Sequence[tuple[Any, Any]]) -> list[bool]:
@@ -131,7 +141,7 @@ def mutated_many(cases: Sequence[tuple[Sequence[Any], Sequence[Any]]], names: Se
                 where.append((c, n, None))
             elif p.numel():
                 where.append((c, n, len(flags)))
-                flags.append((bits(v) != bits(p)).any())
+                flags.append((words(v) != words(p)).any())  # bit for bit, a word at a time
     found = torch.stack(flags).tolist() if flags else []
     out: list[list[str]] = [[] for _ in cases]
     for c, n, k in where:
