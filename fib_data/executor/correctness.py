@@ -69,8 +69,12 @@ def fingerprint_many(sets: Sequence[Sequence[Any]], budget_bytes: int = 1 << 28,
         if not isinstance(first, torch.Tensor):
             continue
         tensors = [values[pos] for values in sets]
-        if first.numel() >= stack_below or any(t.shape != first.shape or t.dtype != first.dtype for t in tensors):
-            columns.append(torch.stack([_word_sums(words(t)[None])[0] for t in tensors]))
+        if (len(tensors) == 1 or first.numel() >= stack_below
+                or any(t.shape != first.shape or t.dtype != first.dtype for t in tensors)):
+            # In place: two reductions per tensor, no copy (stacking one set would copy it).
+            sums = [s for t in tensors for w in (words(t),) for s in (w.sum(dtype=torch.int64),
+                                                                       w[1::2].sum(dtype=torch.int64))]
+            columns.append(torch.stack(sums).view(len(tensors), 2))
             continue
         parts = [_word_sums(torch.stack([words(t) for t in chunk]))
                  for chunk in _batches(tensors, first.numel(), budget_bytes)]

@@ -139,6 +139,8 @@ def _random_tensor(shape: tuple[int, ...], dtype: str, gen, device: str):
     if is_float(dtype):
         if dtype == "float4_e2m1":
             raise ValueError("random float4 inputs are not supported; store them as blobs")
+        if target in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+            return torch.randn(shape, generator=gen, device=device, dtype=target)  # one kernel, no float32 copy
         return torch.randn(shape, generator=gen, device=device, dtype=torch.float32).to(target)
     if dtype == "bool":
         return torch.randint(0, 2, shape, generator=gen, device=device).bool()
