@@ -71,9 +71,10 @@ def fingerprint_many(sets: Sequence[Sequence[Any]], budget_bytes: int = 1 << 28,
         tensors = [values[pos] for values in sets]
         if (len(tensors) == 1 or first.numel() >= stack_below
                 or any(t.shape != first.shape or t.dtype != first.dtype for t in tensors)):
-            # In place: two reductions per tensor, no copy (stacking one set would copy it).
-            sums = [s for t in tensors for w in (words(t),) for s in (w.sum(dtype=torch.int64),
-                                                                       w[1::2].sum(dtype=torch.int64))]
+            sums = []  # in place: two reductions per tensor, no copy (stacking one set would copy it)
+            for t in tensors:
+                w = words(t)
+                sums += [w.sum(dtype=torch.int64), w[1::2].sum(dtype=torch.int64)]
             columns.append(torch.stack(sums).view(len(tensors), 2))
             continue
         parts = [_word_sums(torch.stack([words(t) for t in chunk]))
