@@ -23,7 +23,9 @@ class BenchOptions:
     ci_width: float = 0.02           # stop once the median's 95% CI is this narrow (relative); 0: fixed reps
     # Warm-up budget per timed function (at least 3 calls), default 1 ms: the correctness trials
     # have already paid first-call costs (lazy init, autotuning, allocator growth) and the worker
-    # keeps the device busy, so clocks are up (benchmarks/gpu/vs_peer.py --ab-warmup 5 compares).
+    # keeps the device busy, so clocks are up. On H100s, 5 ms instead moved the per-pair medians by
+    # 0.7-2.9% (median over 220 pairs), a rerun at 1 ms by 0.8-2.1%, in no consistent direction
+    # (benchmarks/gpu/vs_peer.py --ab-warmup 5; benchmarks/results/2026-11-23-session4).
     warmup_ms: float | None = None
     cuda_graph: bool = False
     l2_flush: bool = True
