@@ -169,6 +169,8 @@ def filled_outputs(fills: Sequence[tuple], device: str) -> list:
 
 def output_fills(definition: Mapping, axes: Mapping[str, int]) -> list[tuple]:
     """(shape, torch dtype, poison value) per output."""
+    import torch
+
     from .inputs import is_float, shape_of, torch_dtype
 
     out = []
@@ -179,7 +181,7 @@ def output_fills(definition: Mapping, axes: Mapping[str, int]) -> list[tuple]:
         elif spec["dtype"] == "bool":
             value = True
         else:
-            value = 255 if str(dtype) == "torch.uint8" else -1
+            value = 255 if dtype == torch.uint8 else -1
         out.append((shape_of(spec, axes), dtype, value))
     return out
 

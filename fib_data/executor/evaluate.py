@@ -365,7 +365,7 @@ def _timing(state: WorkerState, job: Mapping, reference, fn, raw: dict) -> None:
         outs = list(args[len(pool.sets[i]):]) if dps else list(normalize_outputs(result, out_names))
         kept.append((i, outs))
 
-    warm = _call_args(job, _warm_copy(pool.get(0)), device)[0]
+    warm = _call_args(job, _warm_copy(pool.get(0)), device, fills=fills)[0]
     result = _measure(state, job, fn, prepare, finish, pool.capacity, warm_args=warm, raw=raw)
     with _phase(raw, "verify"):
         _verify(definition, pool, kept, reference, job, result)
@@ -374,9 +374,9 @@ def _timing(state: WorkerState, job: Mapping, reference, fn, raw: dict) -> None:
 
 def _verify(definition: Mapping, pool: Pool, kept: list, reference, job: Mapping, result: dict) -> None:
     dps = job["solution"]["destination_passing_style"]
-    result["input_sets"] = len({i for i, _ in kept})
     # The sets this solution was given (the only ones it holds), checked together in one copy.
     used = sorted({i for i, _ in kept})
+    result["input_sets"] = len(used)
     now = cx.fingerprint_many([pool.sets[i] for i in used])
     changed = cx.changed_sets([(pool.fingerprints[i], fp) for i, fp in zip(used, now)])
     mutated_sets = [i for i, flag in zip(used, changed) if flag]

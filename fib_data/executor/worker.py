@@ -38,7 +38,11 @@ def modules_needed(jobs) -> tuple[str, ...]:
 
 
 def _serve(conn, device: str, preload: tuple[str, ...] = PRELOAD) -> None:
-    born = time.monotonic()
+    born, steps = time.monotonic(), {}
+
+    def lap(name: str) -> None:  # seconds since the previous step (start-up cost, in the manifest)
+        steps[name] = time.monotonic() - born - sum(steps.values())
+
     if not device.startswith("cuda"):
         os.environ.setdefault("TRITON_INTERPRET", "1")  # triton solutions run in its interpreter on CPU
     # Imported in this order on purpose: clocks and snapshots first, solutions only later.
@@ -46,12 +50,12 @@ def _serve(conn, device: str, preload: tuple[str, ...] = PRELOAD) -> None:
 
     import torch
 
-    steps = {"import_torch": time.monotonic() - born}
+    lap("import_torch")
     if device.startswith("cuda"):
         torch.cuda.set_device(device)
         torch.empty(1, device=device)  # opens the CUDA context here, where its cost is counted
     timing.capture_cuda()
-    steps["device_context"] = time.monotonic() - born - sum(steps.values())
+    lap("device_context")
     from . import correctness, evaluate, integrity, reference, sampler_eval  # noqa: F401  (snapshotted below)
     from .environment import capture_environment
     from .roofline import PEAKS, measure_peaks
@@ -61,11 +65,11 @@ def _serve(conn, device: str, preload: tuple[str, ...] = PRELOAD) -> None:
             importlib.import_module(module)
         except Exception:
             pass
-    steps["import_preload"] = time.monotonic() - born - sum(steps.values())
+    lap("import_preload")
     env = capture_environment(device)
     measured = None if any(f in env["hardware"] for f, _, _ in PEAKS) else measure_peaks(device)
     state = evaluate.WorkerState(device=device, snapshot=integrity.Snapshot())
-    steps["environment_snapshot"] = time.monotonic() - born - sum(steps.values())
+    lap("environment_snapshot")
     conn.send(("ready", {"environment": env, "measured_peaks": measured, "pid": os.getpid(),
                          "start_s": {k: round(v, 3) for k, v in steps.items()}}))
     _loop(conn, state)
