@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -252,3 +253,5 @@ def test_worker_profile_shows_where_the_jobs_spent_their_time(tmp_path, monkeypa
     samples = int(text.split()[0])
     assert samples > 0 and "by cumulative share" in text and "by self share" in text
     assert "evaluate.py" in text and "(evaluate)" in text  # the jobs' own frames were sampled
+    lines = text.split("by innermost line under ")[1].splitlines()[1:]
+    assert lines and all("fib_data" in line and re.search(r"\.py:\d+\(", line) for line in lines if line.strip())

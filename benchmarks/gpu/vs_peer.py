@@ -113,6 +113,7 @@ def run_ours(root: Path, hold: bool = True, **options) -> tuple[dict, float, int
     for r in result["rows"]:
         extra = json.loads(r["correctness_extra"] or "{}")
         out[(r["solution"], r["workload_uuid"])] = {"status": r["status"], "latency_ms": r["latency_ms"],
+                                                    "definition": r["definition"],
                                                     "flags": r["flags"], "phases": extra.get("phases_s") or {},
                                                     "host_enqueue_ms": extra.get("host_enqueue_ms"),
                                                     "reps": (r.get("timing") or {}).get("repetitions")}
@@ -170,12 +171,26 @@ def agreement(ours: dict, peer: dict, floor_ms: float = 0.0) -> dict | None:
     return ratio_stats(ratios, "median_ratio_ours_over_peer")
 
 
-def phase_totals(rows: dict) -> dict:
+def phase_totals(rows) -> dict:
     totals: dict[str, float] = {}
-    for r in rows.values():
+    for r in rows:
         for k, v in r["phases"].items():
             totals[k] = totals.get(k, 0.0) + v
     return totals
+
+
+def phases_by_group(rows: dict) -> dict:
+    """Phase totals per definition, and per latency tercile (where small and large calls' time goes)."""
+    groups: dict[str, list] = {}
+    for r in rows.values():
+        groups.setdefault(r.get("definition") or "?", []).append(r)
+    timed = sorted((r for r in rows.values() if r.get("latency_ms")), key=lambda r: r["latency_ms"])
+    third = max(len(timed) // 3, 1)
+    for k, part in enumerate((timed[:third], timed[third:2 * third], timed[2 * third:])):
+        if part:
+            groups[f"latency {part[0]['latency_ms']:.3g}-{part[-1]['latency_ms']:.3g} ms"] = part
+    return {name: {"evaluations": len(part)} | {k: round(v, 3) for k, v in phase_totals(part).items()}
+            for name, part in groups.items()}
 
 
 def main() -> int:
@@ -239,7 +254,8 @@ def main() -> int:
             report[name] = {"evaluations": n, "wall_s": wall, "evals_per_gpu_minute": n / (wall / 60),
                             "statuses": statuses}
     if ours:
-        report["ours"]["phase_seconds"] = phase_totals(ours[0])
+        report["ours"]["phase_seconds"] = phase_totals(ours[0].values())
+        report["ours"]["phase_seconds_by_group"] = phases_by_group(ours[0])
         reps = sorted(r["reps"] for r in ours[0].values() if r.get("reps"))
         if reps:
             report["ours"]["timed_calls"] = {"median": statistics.median(reps), "min": reps[0], "max": reps[-1],

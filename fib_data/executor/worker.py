@@ -111,7 +111,8 @@ def _profiler():
         return None
     from .hostprofile import Sampler
 
-    return Sampler().start()
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return Sampler(lines_under=package).start()
 
 
 def _dump_profile(profile) -> None:
