@@ -90,6 +90,48 @@ def test_checks_run_in_order_shape_dtype_nonfinite_tolerance():
     assert status(torch.ones(2, 64, dtype=torch.bfloat16) * 1.05) == "INCORRECT_NUMERICAL"
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32, torch.float64])
+def test_batched_comparison_matches_an_elementwise_oracle(dtype):
+    import math
+
+    from fib_data.executor.correctness import compare_rows
+
+    atol, rtol = 1e-2, 1e-2
+    special = [float("nan"), float("inf"), -float("inf"), 0.0, -0.0, 1.0, 2.0, -3.0, 1e4]
+    pairs = [(a, b) for a in special for b in special]
+    near = [(1.0, 1.0 + 0.019), (1.0, 1.0 + 0.021), (-8.0, -8.0 - 0.08), (-8.0, -8.0 - 0.1), (0.0, 0.009),
+            (0.0, 0.011), (300.0, 303.5), (300.0, 301.0), (1e-3, -1e-3)]  # (ref, out), clear of the boundary
+    g = torch.Generator().manual_seed(1)
+    noise = torch.randn(2, 700, generator=g, dtype=torch.float64)
+    rows = [(torch.tensor([b for _, b in pairs] + [o for _, o in near]), torch.tensor([a for a, _ in pairs] + [r for r, _ in near])),
+            (noise[0] * 1.001, noise[0]), (noise[1] + 0.5, noise[0])]
+    width = max(len(o) for o, _ in rows)
+    outs = torch.stack([torch.nn.functional.pad(o, (0, width - len(o))) for o, _ in rows]).to(dtype)
+    refs = torch.stack([torch.nn.functional.pad(r, (0, width - len(r))) for _, r in rows]).to(dtype)
+
+    def oracle(out_row, ref_row):
+        bad = nonfinite = ref_nonfinite = 0
+        max_abs = max_rel = 0.0
+        for o, r in zip(out_row.double().tolist(), ref_row.double().tolist()):
+            finite = math.isfinite(o) and math.isfinite(r)
+            if finite:
+                err = abs(o - r)
+                bad += err > atol + rtol * abs(r)
+                max_abs, max_rel = max(max_abs, err), max(max_rel, err / max(abs(r), atol))
+            else:
+                bad += not (o == r or (math.isnan(o) and math.isnan(r)))
+            nonfinite += (not math.isfinite(o)) and math.isfinite(r)
+            ref_nonfinite += not math.isfinite(r)
+        return [bad, nonfinite, ref_nonfinite, max_abs, max_rel]
+
+    got = compare_rows(outs, refs, atol, rtol).tolist()
+    for k, (o, r) in enumerate(zip(outs, refs)):
+        want = oracle(o, r)
+        assert got[k][:3] == want[:3], (k, got[k], want)
+        assert got[k][3:] == pytest.approx(want[3:], rel=1e-6), (k, got[k], want)
+    assert got[0][0] > 0 and got[1][0] == 0 and got[2][0] > 0  # the cases above cover both outcomes
+
+
 def test_input_checksums_see_any_changed_word_and_leave_the_inputs_alone():
     import numpy as np
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import pickle
 import statistics
 import subprocess
@@ -122,17 +123,21 @@ def run_ours(root: Path, hold: bool = True, **options) -> tuple[dict, float, int
     return out, wall, len(result["rows"])
 
 
-def run_side(tmp: Path, side: str, **options) -> tuple[dict, float, int]:
+def run_side(tmp: Path, side: str, tree: str | None = None, **options) -> tuple[dict, float, int]:
     """One side in a fresh Python process, so neither inherits the other's imports, CUDA context
     or warmed-up state; its wall time counts its own imports, workers and run (not the interpreter
-    start or this script's imports, which both sides share)."""
+    start or this script's imports, which both sides share). ``tree``: a checkout whose
+    ``fib_data`` runs instead of this one (an earlier commit, for a same-machine A/B)."""
     result = tmp / f"{side}-{time.monotonic_ns()}.pkl"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--side", side, "--data", str(tmp), "--result", str(result),
            "--side-options", json.dumps(options)]
+    env = None
+    if tree:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(tree).resolve()), os.environ.get("PYTHONPATH", "")]))
     started = time.monotonic()
-    subprocess.run(cmd, check=True)
+    subprocess.run(cmd, check=True, env=env)
     rows, wall, n = pickle.loads(result.read_bytes())
-    print(f"{side}{options or ''}: {n} evaluations in {wall:.1f} s (process {time.monotonic() - started:.1f} s)", flush=True)
+    print(f"{side}{options or ''}{' from ' + tree if tree else ''}: {n} evaluations in {wall:.1f} s (process {time.monotonic() - started:.1f} s)", flush=True)
     return rows, wall, n
 
 
@@ -201,6 +206,8 @@ def main() -> int:
     parser.add_argument("--json", default="vs_peer.json", help="report file name under $OUT")
     parser.add_argument("--ab-warmup", type=float, default=None,
                         help="also run ours with this warm-up (ms) and compare it pair by pair with the default")
+    parser.add_argument("--baseline", metavar="TREE",
+                        help="also run ours from this checkout (an earlier commit) in the same call: a same-machine A/B")
     parser.add_argument("--side", choices=["peer", "ours"], help=argparse.SUPPRESS)  # one side, in a child
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
@@ -233,6 +240,12 @@ def main() -> int:
         ours = ours_launch = None
         try:
             ours = run_side(tmp, "ours")
+            if args.baseline:
+                base = run_side(tmp, "ours", tree=args.baseline)
+                report["baseline"] = {"tree": args.baseline, "wall_s": base[1], "evaluations": base[2],
+                                      "wall_ratio_baseline_over_ours": base[1] / ours[1],
+                                      "phase_seconds": phase_totals(base[0].values()),
+                                      "latency_vs_ours": self_agreement(ours[0], base[0])}
             if not args.skip_launch:
                 ours_launch = run_side(tmp, "ours", hold=False)
             if args.ab_warmup is not None:

@@ -118,23 +118,23 @@ def select_jobs(ds: Dataset, definitions=None, solutions=None, workloads=None,
     return jobs
 
 
-def make_agents(devices: list[str], backend: str, address: str | None, preload: tuple[str, ...] | None = None):
+def make_agents(devices: list[str], backend: str, address: str | None):
     if backend == "ray":
         from .ray_backend import ray_agents
 
         return ray_agents(address, devices)
     from .scheduler import LocalAgent
 
-    return [LocalAgent(f"{d}#{i}" if devices.count(d) > 1 else d, d, preload) for i, d in enumerate(devices)]
+    return [LocalAgent(f"{d}#{i}" if devices.count(d) > 1 else d, d) for i, d in enumerate(devices)]
 
 
-def _start_all(agents) -> list[dict]:
+def _start_all(agents, preload: tuple[str, ...]) -> list[dict]:
     """Start every agent at once: each worker spends seconds importing torch and opening a CUDA
     context, and eight of them one after another would cost a minute."""
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=max(len(agents), 1)) as pool:
-        return list(pool.map(lambda a: a.start(), agents))
+        return list(pool.map(lambda a: a.start(preload), agents))
 
 
 def _prebuild(todo: list[dict], agents, backend: str, options: BenchOptions, on_done=None) -> dict | None:
@@ -162,19 +162,21 @@ def run_bench(root: str | Path, *, definitions=None, solutions=None, workloads=N
 
     ds = Dataset(root)
     options = options or BenchOptions()
-    recovered = store.recover(ds)
-    jobs = select_jobs(ds, definitions, solutions, workloads,
-                       devices=None if all_hardware else devices)
-    from .worker import modules_needed
-
-    # A worker imports flashinfer (seconds) only if some selected solution uses it.
-    agents = make_agents(list(devices), backend, address, modules_needed(jobs))
+    agents = make_agents(list(devices), backend, address)
     try:
-        infos = _start_all(agents)
+        for agent in agents:  # workers import torch (seconds) while this process reads the dataset
+            getattr(agent, "launch", lambda: None)()
+        recovered = store.recover(ds)
+        jobs = select_jobs(ds, definitions, solutions, workloads,
+                           devices=None if all_hardware else devices)
+        done = store.done_keys(ds)
+        from .worker import modules_needed
+
+        # A worker imports flashinfer (seconds) only if some selected solution uses it.
+        infos = _start_all(agents, modules_needed(jobs))
         for agent, info in zip(agents, infos):
             agent.environment = info["environment"]
         env_hashes = {environment_hash(i["environment"]) for i in infos}
-        done = store.done_keys(ds)
         todo = [j for j in jobs if not any((j["solution"]["content_hash"], j["workload"]["uuid"], h) in done
                                            for h in env_hashes)]
         gpu = any(a.device.startswith("cuda") for a in agents)

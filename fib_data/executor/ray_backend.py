@@ -14,10 +14,10 @@ class RayAgent:
     def __init__(self, actor, name: str, device: str):
         self.actor, self.name, self.device = actor, name, device
 
-    def start(self) -> dict:
+    def start(self, preload: tuple[str, ...] | None = None) -> dict:
         import ray
 
-        return ray.get(self.actor.start.remote())
+        return ray.get(self.actor.start.remote(preload))
 
     def run(self, job: Mapping, timeout: float, build_timeout: float) -> dict:
         import ray

@@ -18,7 +18,7 @@ class Agent(Protocol):
     name: str
     device: str
 
-    def start(self) -> dict: ...
+    def start(self, preload: tuple[str, ...] | None = None) -> dict: ...
     def run(self, job: Mapping, timeout: float, build_timeout: float) -> dict: ...
     def stop(self) -> None: ...
 
@@ -32,8 +32,11 @@ class LocalAgent:
         self.name, self.device = name, device
         self.handle = WorkerHandle(device, preload=PRELOAD if preload is None else preload)
 
-    def start(self) -> dict:
-        return self.handle.start()
+    def launch(self) -> None:
+        self.handle.launch()
+
+    def start(self, preload: tuple[str, ...] | None = None) -> dict:
+        return self.handle.start(preload)
 
     def run(self, job: Mapping, timeout: float, build_timeout: float) -> dict:
         from .worker import run_job

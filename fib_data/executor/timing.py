@@ -60,7 +60,7 @@ def median_ci_width(samples: list[float]) -> float:
     ordered = sorted(samples)
     half = 0.98 * n ** 0.5
     lo, hi = max(int(n / 2 - half), 0), min(int(n / 2 + half + 0.999), n - 1)
-    mid = statistics.median(ordered)
+    mid = (ordered[(n - 1) // 2] + ordered[n // 2]) / 2  # the median; sorted once: this runs after every call
     return (ordered[hi] - ordered[lo]) / mid if mid > 0 else float("inf")
 
 
@@ -173,21 +173,22 @@ def measure_cuda(fn: Callable, prepare: Callable, finish: Callable, reps: int, n
     ``hold`` (a GPU spin) runs after the flush and before the start event, sized from the host
     enqueue times seen so far (``host_seen`` from warm-up, then every timed call); ``held`` marks
     the calls the host had fully enqueued before the spin ended. ``should_stop`` ends the loop
-    early (see ``stop_rule``).
+    early (see ``stop_rule``). Each call's arguments and flush are enqueued as soon as the previous
+    call is done, so the GPU flushes while the host keeps its books.
     """
     Event, sync = _cuda["Event"], _cuda["synchronize"]
     stream = _cuda["current_stream"]()
-    lead = 0.8 * getattr(flush, "ms", 0.0)  # most of the flush: its duration varies a little
     seen = list(host_seen)  # enqueue times: warm-up's, then each timed call's
-    marks, held, holds, samples = [], [], [], []
+    wides, held, holds, samples = [], [], [], []
     elapsed = _cuda["elapsed"]
+    # Two sets of events, used in turn: a call's wide marker is read after the next call's sync.
+    ring = [tuple(Event(enable_timing=True) for _ in range(3)) for _ in range(2)]
+    last = None  # the previous call's (start, wide)
+    args, flushed = _next_call(prepare, flush, 0)
     for r in range(reps):
         i = r % n_sets
-        args = prepare(i)
-        start, stop, wide = Event(enable_timing=True), Event(enable_timing=True), Event(enable_timing=True)
-        if flush is not None:
-            flush()
-        cycles, hold_ms = hold.cycles_for(seen, lead) if hold is not None else (0, 0.0)
+        start, stop, wide = ring[r % 2]
+        cycles, hold_ms = hold.cycles_for(seen, _flush_left(flush, flushed)) if hold is not None else (0, 0.0)
         if cycles:
             hold(cycles)
         start.record(stream)
@@ -197,8 +198,13 @@ def measure_cuda(fn: Callable, prepare: Callable, finish: Callable, reps: int, n
         stop.record(stream)
         sync()
         wide.record(stream)
-        finish(i, result, args)
-        marks.append((start, stop, wide))
+        if last is not None:
+            wides.append(elapsed(*last))
+        last = start, wide
+        done = args
+        if r + 1 < reps:
+            args, flushed = _next_call(prepare, flush, (r + 1) % n_sets)
+        finish(i, result, done)
         seen.append(took)
         holds.append(hold_ms)
         held.append(hold is not None and took < hold_ms)
@@ -206,13 +212,31 @@ def measure_cuda(fn: Callable, prepare: Callable, finish: Callable, reps: int, n
         if should_stop is not None and should_stop(samples):
             break
     sync()
+    if last is not None:
+        wides.append(elapsed(*last))
     out = {"timer": "cuda_event",
            "samples_ms": samples,
-           "wide_ms": [elapsed(a, c) for a, _, c in marks],
+           "wide_ms": wides,
            "host_ms": seen[len(host_seen):]}
     if hold is not None:
         out.update(held=held, hold_ms=holds)
     return out
+
+
+def _next_call(prepare: Callable, flush: Callable[[], None] | None, i: int) -> tuple[Any, int]:
+    """Set ``i``'s arguments (fresh output buffers first, so the flush evicts them too), then
+    the flush; returns them and when the flush was enqueued."""
+    args = prepare(i)
+    if flush is not None:
+        flush()
+    return args, _clock_ns()
+
+
+def _flush_left(flush, flushed_ns: int) -> float:
+    """How much of the flush is likely still running on the GPU (ms): the host enqueues the
+    call behind the spin while it runs too. 80% of it, as its duration varies a little."""
+    ms = getattr(flush, "ms", 0.0)
+    return 0.8 * max(ms - (_clock_ns() - flushed_ns) / 1e6, 0.0) if ms else 0.0
 
 
 def sync_overhead_ms(reps: int = 20) -> list[float]:

@@ -37,7 +37,7 @@ def modules_needed(jobs) -> tuple[str, ...]:
     return tuple(m for m in PRELOAD if m in found)
 
 
-def _serve(conn, device: str, preload: tuple[str, ...] = PRELOAD) -> None:
+def _serve(conn, device: str) -> None:
     born, steps = time.monotonic(), {}
 
     def lap(name: str) -> None:  # seconds since the previous step (start-up cost, in the manifest)
@@ -60,7 +60,12 @@ def _serve(conn, device: str, preload: tuple[str, ...] = PRELOAD) -> None:
     from .environment import capture_environment
     from .roofline import PEAKS, measure_peaks
 
-    for module in preload:
+    # The modules to preload come once the parent has read the jobs: it launches workers first, so
+    # that their torch import overlaps its own reading of the dataset.
+    message = conn.recv()
+    if message[0] != "preload":
+        return
+    for module in message[1]:
         try:
             importlib.import_module(module)
         except Exception:
@@ -187,10 +192,12 @@ class WorkerHandle:
         self.blobs_held: set[str] = set()  # shas of the blobs the current worker process holds
         self.starts = 0
 
-    def start(self) -> dict:
+    def launch(self) -> None:
+        """Spawn the process without waiting: it imports torch and opens its CUDA context, then
+        waits for ``start`` to name the modules to preload."""
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
-        self.process = ctx.Process(target=_serve, args=(child, self.device, self.preload), daemon=True,
+        self.process = ctx.Process(target=_serve, args=(child, self.device), daemon=True,
                                    name=f"fib-worker-{self.device}")
         with _main_hidden():
             self.process.start()
@@ -198,6 +205,17 @@ class WorkerHandle:
         self.conn = parent
         self.built, self.blobs_held = set(), set()
         self.starts += 1
+
+    def start(self, preload: tuple[str, ...] | None = None) -> dict:
+        """Launch the process unless ``launch`` already did, preload modules, wait until ready."""
+        if preload is not None:
+            self.preload = tuple(preload)
+        if self.process is None or not self.process.is_alive():
+            self.launch()
+        try:
+            self.conn.send(("preload", self.preload))
+        except (BrokenPipeError, OSError):
+            pass  # it died while starting: _receive reports how
         kind, info = self._receive(self.start_timeout, "starting")
         self.info = info
         return info
