@@ -117,6 +117,7 @@ def run_ours(root: Path, hold: bool = True, **options) -> tuple[dict, float, int
                                                     "definition": r["definition"],
                                                     "flags": r["flags"], "phases": extra.get("phases_s") or {},
                                                     "host_enqueue_ms": extra.get("host_enqueue_ms"),
+                                                    "hold_ms": extra.get("hold_ms"),
                                                     "reps": (r.get("timing") or {}).get("repetitions")}
     for p in (root / "data" / "evaluations").glob("run-*.parquet"):
         p.unlink()  # the next run must evaluate everything again, not resume
@@ -269,6 +270,10 @@ def main() -> int:
     if ours:
         report["ours"]["phase_seconds"] = phase_totals(ours[0].values())
         report["ours"]["phase_seconds_by_group"] = phases_by_group(ours[0])
+        for key in ("host_enqueue_ms", "hold_ms"):  # per-row medians: what each timed call costs the GPU
+            found = sorted(r[key] for r in ours[0].values() if r.get(key))
+            if found:
+                report["ours"][f"{key}_median_p90"] = [statistics.median(found), found[int(0.9 * (len(found) - 1))]]
         reps = sorted(r["reps"] for r in ours[0].values() if r.get("reps"))
         if reps:
             report["ours"]["timed_calls"] = {"median": statistics.median(reps), "min": reps[0], "max": reps[-1],
