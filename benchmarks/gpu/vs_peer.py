@@ -36,8 +36,7 @@ import bench_kernels as K  # noqa: E402
 BATCHES = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024]
 
 
-def plan(quick: bool):
-    batches = BATCHES[::4] if quick else BATCHES
+def plan(batches: list[int]):
     defs = [(K.rmsnorm(4096), "rmsnorm", "batch_size"), (K.rmsnorm(8192), "rmsnorm", "batch_size"),
             (K.silu_mul(14336), "silu_and_mul", "batch_size"), (K.gemm(4096, 4096), "gemm", "m")]
     return [(d, [{axis: b} for b in batches]) for d, _, axis in defs], {d["name"]: f for d, f, _ in defs}
@@ -151,6 +150,36 @@ def side_main(args) -> int:
     return 0
 
 
+def build_inputs(root: Path, batches: list[int]) -> tuple[list, object]:
+    """Our dataset under ``root/ds`` and the same in the peer's JSON layout under ``root/trace``."""
+    from fib_data.interop import export_json
+
+    steps, families = plan(batches)
+    ds = K.dataset(root / "ds", steps, families)
+    export_json(ds, root / "trace")
+    return steps, ds
+
+
+def scaling(tmp: Path, full: dict) -> dict:
+    """Each side again on one workload per definition (batch 64), so that wall = fixed + n x
+    per-evaluation fits both runs: the fixed part (imports, worker start) and the steady rate over
+    the full run's mix of sizes, which is what a long run gets, measured the same way for both."""
+    small = tmp / "small"
+    build_inputs(small, [64])
+    if (tmp / "vendor").is_dir():
+        (small / "vendor").symlink_to(tmp / "vendor")
+    out: dict = {}
+    for side, (_, wall_full, n_full) in full.items():
+        _, wall_small, n_small = run_side(small, side)
+        per = (wall_full - wall_small) / (n_full - n_small)
+        out[side] = {"runs_n_wall_s": [[n_small, wall_small], [n_full, wall_full]],
+                     "fixed_s": wall_small - per * n_small, "per_evaluation_ms": 1e3 * per,
+                     "steady_evals_per_gpu_minute": 60 / per if per > 0 else None}
+    if len(out) == 2 and out["ours"]["per_evaluation_ms"] > 0:
+        out["steady_ratio_ours_over_peer"] = out["peer"]["per_evaluation_ms"] / out["ours"]["per_evaluation_ms"]
+    return out
+
+
 def self_agreement(a: dict, b: dict) -> dict | None:
     """Run b against run a of ours, pair by pair: how much a change of settings moved the medians."""
     return ratio_stats([b[k]["latency_ms"] / v["latency_ms"] for k, v in a.items()
@@ -209,6 +238,8 @@ def main() -> int:
                         help="also run ours with this warm-up (ms) and compare it pair by pair with the default")
     parser.add_argument("--baseline", metavar="TREE",
                         help="also run ours from this checkout (an earlier commit) in the same call: a same-machine A/B")
+    parser.add_argument("--scaling", action="store_true",
+                        help="also run each side on one workload per definition: fixed cost and steady rate per side")
     parser.add_argument("--side", choices=["peer", "ours"], help=argparse.SUPPRESS)  # one side, in a child
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
@@ -219,11 +250,7 @@ def main() -> int:
     report: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        steps, families = plan(args.quick)
-        ds = K.dataset(tmp / "ds", steps, families)
-        from fib_data.interop import export_json
-
-        export_json(ds, tmp / "trace")
+        steps, ds = build_inputs(tmp, BATCHES[::4] if args.quick else BATCHES)
         report["evaluations_planned"] = ds.count("solutions") and sum(
             len(a) * sum(1 for s in ds.read("solutions").to_pylist() if s["definition"] == d["name"])
             for d, a in steps)
@@ -259,6 +286,12 @@ def main() -> int:
         except Exception:
             traceback.print_exc()
             report["ours_error"] = traceback.format_exc()[-1500:]
+        if args.scaling and not args.quick:
+            try:
+                report["scaling"] = scaling(tmp, {k: v for k, v in (("peer", peer), ("ours", ours)) if v})
+            except Exception:
+                traceback.print_exc()
+                report["scaling_error"] = traceback.format_exc()[-1500:]
     for name, res in (("peer", peer), ("ours", ours)):
         if res:
             rows, wall, n = res
