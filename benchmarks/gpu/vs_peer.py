@@ -117,6 +117,7 @@ def run_ours(root: Path, hold: bool = True, **options) -> tuple[dict, float, int
                                                     "flags": r["flags"], "phases": extra.get("phases_s") or {},
                                                     "host_enqueue_ms": extra.get("host_enqueue_ms"),
                                                     "hold_ms": extra.get("hold_ms"),
+                                                    "unheld": extra.get("unheld_calls"),
                                                     "reps": (r.get("timing") or {}).get("repetitions")}
     for p in (root / "data" / "evaluations").glob("run-*.parquet"):
         p.unlink()  # the next run must evaluate everything again, not resume
@@ -310,7 +311,8 @@ def main() -> int:
         reps = sorted(r["reps"] for r in ours[0].values() if r.get("reps"))
         if reps:
             report["ours"]["timed_calls"] = {"median": statistics.median(reps), "min": reps[0], "max": reps[-1],
-                                             "total": sum(reps)}
+                                             "total": sum(reps),
+                                             "unheld": sum(r.get("unheld") or 0 for r in ours[0].values())}
     if peer and ours:
         report["agreement"] = {"all": agreement(ours[0], peer[0]),
                                "peer_latency_at_least_0.2ms": agreement(ours[0], peer[0], 0.2)}

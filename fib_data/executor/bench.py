@@ -204,9 +204,14 @@ def run_bench(root: str | Path, *, definitions=None, solutions=None, workloads=N
             writer.put(evaluation_row(job, raw, run.run_id, agent.device, resolved))
 
         scheduler = Scheduler(agents, options.timeout, options.build_timeout, record, deadline=deadline)
+        switch = sys.getswitchinterval()
+        # A result that arrives while the writer thread holds the GIL (converting rows) would wait
+        # up to the switch interval (5 ms) before the next job goes out: the GPU idles meanwhile.
+        sys.setswitchinterval(min(switch, 0.0002))
         try:
             scheduler.run(todo)
         finally:
+            sys.setswitchinterval(switch)
             writer.close()  # every row on disk and reported; raises what the writer hit
         if scheduler.errors:
             raise RuntimeError("recording evaluations failed: " + "; ".join(scheduler.errors))

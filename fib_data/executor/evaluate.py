@@ -37,18 +37,12 @@ class Pool:
     dirty: bool = False
 
     def get(self, i: int) -> list:
-        if len(self.sets) <= i:
-            self._grow(i + 1)
+        while len(self.sets) <= i:
+            values = self.make(len(self.sets))
+            self.sets.append(values)
+            self.fingerprints.append(cx.fingerprint(values))
+            self.ref_outputs.append(None)
         return self.sets[i]
-
-    def _grow(self, needed: int, batch: int = 8) -> None:
-        """Make sets up to ``needed``, a batch at a time within ``capacity``, and checksum each
-        batch together (one set at a time cost ~10 launches a set)."""
-        end = min(max(needed, len(self.sets) + batch), max(self.capacity, needed))
-        made = [self.make(k) for k in range(len(self.sets), end)]
-        self.sets += made
-        self.fingerprints += cx.fingerprint_many(made)
-        self.ref_outputs += [None] * len(made)
 
     def ref_output(self, i: int, reference) -> tuple:
         """The reference's outputs on set ``i`` (computed untimed if its timing never reached it)."""

@@ -50,7 +50,7 @@ class Snapshot:
             if label in sys.modules and sys.modules[label] is not obj:
                 found.append(f"sys.modules[{label!r}]")
                 continue
-            now = _namespace_items(obj)
+            now = vars(obj)  # looked up, not rebuilt: this runs after every job
             found += [f"{label}.{k}" for k, v in before.items()
                       if now.get(k) is not v and not _benign(v, now.get(k))]
         if sys.getprofile() is not None:
