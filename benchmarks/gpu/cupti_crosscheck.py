@@ -7,7 +7,8 @@ worker, CUDA events on the stream, L2 flushed and a GPU hold before each call, i
 "ours, no hold" is the same with ``--no-hold`` (the host's launch latency is then inside the
 interval, as in the peer's timer). The references, both CUPTI activity records:
   - profiler: torch.profiler (Kineto on CUPTI) kernel spans, first kernel start to last kernel
-    end of each call, in a loop shaped like ours (flush, call, synchronize), on the same inputs;
+    end of each call, in a loop shaped like ours (flush, GPU spin, call, synchronize), on the same
+    inputs; and "k. sum", the sum of each call's kernel durations (no gaps between kernels);
   - flashinfer: flashinfer.testing.bench_gpu_time_with_cupti (cold L2), when cupti-python is there.
 Target: ours within 3% of CUPTI.
 """
@@ -84,8 +85,14 @@ def _call(definition, workload, solution, blobs):
     return lambda: fn(*args)
 
 
-def profiler_ms(call, reps: int = 60) -> tuple[float, list[str]]:
-    """Median per-call kernel span, each call after a flush and a synchronize (our loop's shape)."""
+def profiler_ms(call, reps: int = 60) -> tuple[float, float, list[str]]:
+    """Median per-call kernel span (first kernel start to last kernel end) and kernel-time sum.
+
+    Each call follows a flush and a GPU spin long enough for the host to enqueue the whole call,
+    then a synchronize: our loop's shape. Without the spin, a call of several kernels (a GEMM's
+    memset, then the GEMM) has the host's launch gap between them inside its span whenever the
+    host is slower than the flush, which is kernel time by no definition.
+    """
     import torch
     from torch.profiler import ProfilerActivity, profile
 
@@ -96,19 +103,22 @@ def profiler_ms(call, reps: int = 60) -> tuple[float, list[str]]:
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         for _ in range(reps):
             flush.bitwise_not_()  # a kernel name nothing else uses marks each call's start
+            torch.cuda._sleep(1_000_000)  # ~0.5 ms: the host enqueues the call meanwhile
             call()
             torch.cuda.synchronize()
-    kernels = sorted((e for e in prof.events() if e.device_type.name == "CUDA"), key=lambda e: e.time_range.start)
-    spans, current, names = [], [], set()
+    kernels = sorted((e for e in prof.events() if e.device_type.name == "CUDA" and "spin_kernel" not in e.name),
+                     key=lambda e: e.time_range.start)
+    spans, sums, current, names = [], [], [], set()
     for e in kernels + [None]:
         if e is None or "bitwise_not" in e.name:
             if current:
                 spans.append(max(k.time_range.end for k in current) - current[0].time_range.start)
+                sums.append(sum(k.time_range.end - k.time_range.start for k in current))
             current = []
         else:
             current.append(e)
             names.add(e.name[:80])
-    return statistics.median(spans) / 1e3, sorted(names)
+    return statistics.median(spans) / 1e3, statistics.median(sums) / 1e3, sorted(names)
 
 
 def flashinfer_cupti_ms(call) -> tuple[float | None, str]:
@@ -156,7 +166,7 @@ def main() -> int:
                     blobs = {sha: ds.blobs.get_bytes(sha) for sha in
                              {i["sha256"] for i in workloads[name]["inputs"] if i["type"] == "safetensors"}}
                     call = _call(defs[name], workloads[name], sols[sol_name], blobs)
-                    item["profiler_ms"], item["kernels"] = profiler_ms(call)
+                    item["profiler_ms"], item["kernel_sum_ms"], item["kernels"] = profiler_ms(call)
                     try:
                         if K.no_jit():
                             raise RuntimeError("skipped (FIB_NO_JIT)")
@@ -166,15 +176,16 @@ def main() -> int:
                 except Exception as exc:
                     traceback.print_exc()
                     item["error"] = f"{type(exc).__name__}: {exc}"[:300]
-                for key in ("profiler_ms", "fi_cupti_ms"):
+                for key in ("profiler_ms", "kernel_sum_ms", "fi_cupti_ms"):
                     if item.get(key) and item.get("ours_ms"):
                         item[key.replace("_ms", "_diff_pct")] = 100 * (item["ours_ms"] / item[key] - 1)
     print(f"{'kernel':27} {'solution':10} {'ours':>8} {'no hold':>8} {'profiler':>8} {'diff%':>6} "
-          f"{'fi cupti':>8} {'diff%':>6} {'enqueue':>8}")
+          f"{'k. sum':>8} {'diff%':>6} {'fi cupti':>8} {'diff%':>6} {'enqueue':>8}")
     for r in results:
         f = lambda k, w=8, p=4: f"{r[k]:{w}.{p}f}" if isinstance(r.get(k), float) else f"{'-':>{w}}"
         print(f"{r['kernel']:27} {r['solution'].rsplit('__', 1)[1]:10} {f('ours_ms')} {f('ours_nohold_ms')} "
-              f"{f('profiler_ms')} {f('profiler_diff_pct', 6, 2)} {f('fi_cupti_ms')} {f('fi_cupti_diff_pct', 6, 2)} "
+              f"{f('profiler_ms')} {f('profiler_diff_pct', 6, 2)} {f('kernel_sum_ms')} {f('kernel_sum_diff_pct', 6, 2)} "
+              f"{f('fi_cupti_ms')} {f('fi_cupti_diff_pct', 6, 2)} "
               f"{f('host_enqueue_ms')}  {r.get('status', '')} {r.get('error', '')}")
         if r.get("kernels"):
             print("    kernels:", "; ".join(r["kernels"])[:300])
