@@ -60,9 +60,10 @@ def fingerprint(values: Sequence[Any]):
     return fingerprint_many([values])[0]
 
 
-def fingerprint_many(sets: Sequence[Sequence[Any]], budget_bytes: int = 1 << 28, stack_below: int = 1 << 16) -> list:
-    """``fingerprint`` of sets with the same layout (a pool's input sets): small tensors of one
-    position stacked and summed in two kernels for all sets, larger ones summed in place."""
+def fingerprint_many(sets: Sequence[Sequence[Any]], budget_bytes: int = 1 << 28, stack_below: int = 1 << 21) -> list:
+    """``fingerprint`` of sets with the same layout (a pool's input sets): tensors of one position
+    stacked and summed in one reduction for all sets, the largest ones summed in place (below
+    ``stack_below`` elements the copy costs the GPU less than a launch per set costs the host)."""
     import torch
 
     columns = []
