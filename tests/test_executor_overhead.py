@@ -149,6 +149,24 @@ def test_stop_skips_the_worker_teardown(tmp_path):
     assert took < 2.0
 
 
+def test_a_launched_worker_waits_for_its_preload_list_and_starts_once(tmp_path):
+    ds = data.build(tmp_path / "ds", batches=(4,))
+    handle = WorkerHandle("cpu", preload=())
+    handle.launch()  # as run_bench does before it reads the dataset
+    try:
+        info = handle.start(preload=("json",))
+        assert handle.start() is info and handle.starts == 1  # no second preload message, no relaunch
+        raw = handle.evaluate(_job(ds, "rmsnorm_h64", data.solution(data.RMSNORM, "v", data.HONEST_VALUE, False)),
+                              timeout=30)
+        assert _status(raw) == "ok" and info["pid"] == handle.process.pid
+    finally:
+        handle.stop()
+    stopped = WorkerHandle("cpu", preload=())
+    stopped.launch()
+    stopped.stop()  # stopped before start (the parent failed reading the jobs): the process ends
+    assert stopped.process is None
+
+
 def _status(raw: dict) -> str:
     """The worker's first error (a bad blob fails where the job's inputs are made), else 'ok'."""
     errors = [raw.get(k) for k in ("reference_error", "build_error")] + [t.get("error") for t in raw["trials"]]
