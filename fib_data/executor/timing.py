@@ -148,8 +148,10 @@ class Hold:
 
     #: Spin = MARGIN x the 90th percentile of the recent enqueue times + SLACK_MS. A call the
     #: spin did not cover is measured, flagged and left out of the median (``verdict.py``), so
-    #: the margin trades spin time on every call against calls lost; the spin was 2x the median
-    #: enqueue time with 1.5x and the last 3 calls' maximum (H100, 220 evaluations).
+    #: the margin trades spin time on every call against calls lost. On H100s (220 evaluations,
+    #: benchmarks/results/2026-11-23-session5) the median spin was 2.1x the median enqueue time
+    #: with the former rule (1.5x the larger of all calls' 90th percentile and the last 3 calls'
+    #: maximum, + 0.02 ms) and 1.6x with this one, which left 1.4-6% of timed calls uncovered.
     MARGIN, SLACK_MS, WINDOW = 1.2, 0.015, 32
 
     def cycles_for(self, host_ms: list[float], lead_ms: float = 0.0) -> tuple[int, float]:
