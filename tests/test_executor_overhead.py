@@ -167,6 +167,27 @@ def test_a_launched_worker_waits_for_its_preload_list_and_starts_once(tmp_path):
     assert stopped.process is None
 
 
+def test_a_job_sent_behind_another_runs_without_waiting_for_the_parent(tmp_path):
+    # The scheduler sends the next job before it handles the last result (test_executor.py's crash
+    # and hang test covers a job queued behind one that costs the worker: it runs on the new one).
+    ds = data.build(tmp_path / "ds", batches=(4,))
+    sol = data.solution(data.RMSNORM, "v", data.HONEST_VALUE, False)
+    first, second = _job(ds, "rmsnorm_h64", sol), _job(ds, "rmsnorm_h64", sol)
+    handle = WorkerHandle("cpu", preload=())
+    handle.start()
+    try:
+        assert _status(handle.evaluate(_job(ds, "rmsnorm_h64", sol), timeout=30)) == "ok"  # built
+        assert handle.submit(first, timeout=30) and handle.submit(second, timeout=30)
+        assert handle.holds(first) and handle.holds(second)
+        time.sleep(2.0)  # the parent is busy elsewhere: the worker goes through both meanwhile
+        started = time.monotonic()
+        results = [handle.collect(), handle.collect()]
+        assert time.monotonic() - started < 0.5
+        assert [_status(r) for r in results] == ["ok", "ok"] and not handle.holds(second)
+    finally:
+        handle.stop()
+
+
 def _status(raw: dict) -> str:
     """The worker's first error (a bad blob fails where the job's inputs are made), else 'ok'."""
     errors = [raw.get(k) for k in ("reference_error", "build_error")] + [t.get("error") for t in raw["trials"]]

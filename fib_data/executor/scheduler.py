@@ -38,10 +38,16 @@ class LocalAgent:
     def start(self, preload: tuple[str, ...] | None = None) -> dict:
         return self.handle.start(preload)
 
-    def run(self, job: Mapping, timeout: float, build_timeout: float) -> dict:
+    #: ``run`` takes ``then``, the job to send behind this one (see ``worker.run_job``).
+    pipelined = True
+
+    def run(self, job: Mapping, timeout: float, build_timeout: float, then: Mapping | None = None) -> dict:
         from .worker import run_job
 
-        return run_job(self.handle, job, timeout, build_timeout)
+        return run_job(self.handle, job, timeout, build_timeout, then)
+
+    def holds(self, job: Mapping) -> bool:
+        return self.handle.holds(job)
 
     def stop(self) -> None:
         self.handle.stop()
@@ -78,25 +84,34 @@ class Scheduler:
             victim = max(range(len(queues)), key=lambda i: len(queues[i]))
             return queues[victim].pop() if queues[victim] else None
 
+    def _timed_out(self, job: Mapping) -> str | None:
+        with self.lock:
+            return self.timed_out.get(job["solution"]["content_hash"])
+
     def _loop(self, agent, queues: list[deque], index: int) -> None:
-        while (job := self._next(queues, index)) is not None:
-            key = job["solution"]["content_hash"]
-            with self.lock:
-                earlier = self.timed_out.get(key)
-            if earlier:
+        pipelined = getattr(agent, "pipelined", False)
+        job = self._next(queues, index)
+        while job is not None:
+            # A pipelined agent gets the next job before this one's result is in (see run_job).
+            after = self._next(queues, index) if pipelined else None
+            earlier = self._timed_out(job)
+            if earlier and not (pipelined and agent.holds(job)):
                 raw = {"skipped": {"status": "TIMEOUT", "flag": "skipped_after_timeout",
                                    "why": f"not run: this solution timed out on workload {earlier}"},
                        "environment": getattr(agent, "environment", None)}
             else:
-                raw = agent.run(job, self.timeout, self.build_timeout)
+                then = after if after is not None and not self._timed_out(after) else None
+                raw = agent.run(job, self.timeout, self.build_timeout, then) if pipelined else \
+                    agent.run(job, self.timeout, self.build_timeout)
                 if raw.get("fault") == "TIMEOUT":
                     with self.lock:
-                        self.timed_out[key] = job["workload"]["uuid"]
+                        self.timed_out[job["solution"]["content_hash"]] = job["workload"]["uuid"]
             try:
                 self.on_result(job, raw, agent)
             except Exception as exc:  # this agent stops; run_bench raises after the others finish
                 self.errors.append(f"{agent.name}: {type(exc).__name__}: {exc}")
                 return
+            job = after if pipelined else self._next(queues, index)
 
     def run(self, jobs: Sequence[Mapping]) -> None:
         queues = distribute(jobs, len(self.agents))

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from contextlib import contextmanager
 from typing import Any, Mapping
 
@@ -191,6 +192,8 @@ class WorkerHandle:
         self.built: set[str] = set()
         self.blobs_held: set[str] = set()  # shas of the blobs the current worker process holds
         self.starts = 0
+        self.queued: deque = deque()  # (id of the job, solution hash, limit) sent, results to come
+        self.head_since = 0.0  # when the oldest queued job could start
 
     def launch(self) -> None:
         """Spawn the process without waiting: it imports torch and opens its CUDA context, then
@@ -240,7 +243,17 @@ class WorkerHandle:
             raise WorkerFault("RUNTIME_ERROR", f"worker died while {doing} ({how})") from None
 
     def evaluate(self, job: Mapping, timeout: float, build_timeout: float = 0.0) -> dict:
-        if self.process is None or not self.process.is_alive():
+        self.submit(job, timeout, build_timeout)
+        return self.collect()
+
+    def submit(self, job: Mapping, timeout: float, build_timeout: float = 0.0) -> bool:
+        """Send ``job``; the worker runs it after the jobs sent before it. Sending the next job
+        before the last result is in keeps the worker from waiting on the parent between jobs.
+        False if not sent: the worker died on an earlier job, which ``collect`` reports."""
+        alive = self.process is not None and self.process.is_alive()
+        if self.queued and not alive:
+            return False
+        if not alive:
             self.start()
         key = job["solution"]["content_hash"]
         limit = timeout + (0.0 if key in self.built else build_timeout)
@@ -250,10 +263,28 @@ class WorkerHandle:
         try:
             self.conn.send(("eval", message))
         except (BrokenPipeError, OSError):
+            if self.queued:
+                return False
             self.kill()
             raise WorkerFault("RUNTIME_ERROR", "worker pipe closed before the job was sent") from None
-        self.blobs_held = set(blobs)  # the worker keeps exactly this job's blobs (see _loop)
-        _, raw = self._receive(limit, f"evaluating (limit {limit:.0f} s)")
+        self.blobs_held = set(blobs)  # the worker keeps exactly the last job's blobs (see _loop)
+        if not self.queued:
+            self.head_since = time.monotonic()
+        self.queued.append((id(job), key, limit))
+        return True
+
+    def holds(self, job: Mapping) -> bool:
+        """Whether ``job`` was sent to the current worker process and its result is still to come."""
+        return any(ident == id(job) for ident, _, _ in self.queued)
+
+    def collect(self) -> dict:
+        """The result of the oldest job sent. Its time limit counts from when the worker could
+        start it: when it was sent, or when the job before it finished."""
+        _, key, limit = self.queued[0]
+        left = limit - (time.monotonic() - self.head_since)
+        _, raw = self._receive(max(left, 0.0), f"evaluating (limit {limit:.0f} s)")
+        self.queued.popleft()
+        raw["wall_s"], self.head_since = time.monotonic() - self.head_since, time.monotonic()
         self.built.add(key)
         return raw
 
@@ -265,6 +296,7 @@ class WorkerHandle:
             self.conn.close()
         self.process, self.conn = None, None
         self.blobs_held = set()
+        self.queued.clear()  # what was sent is lost with the process
 
     def stop(self) -> None:
         if self.process is not None and self.process.is_alive():
@@ -276,15 +308,24 @@ class WorkerHandle:
         self.kill()
 
 
-def run_job(handle: WorkerHandle, job: Mapping, timeout: float, build_timeout: float) -> dict:
-    """Evaluate ``job`` on ``handle``; faults become raw records and the worker is replaced."""
+def run_job(handle: WorkerHandle, job: Mapping, timeout: float, build_timeout: float,
+            then: Mapping | None = None) -> dict:
+    """Evaluate ``job`` on ``handle``; faults become raw records and the worker is replaced.
+
+    ``then`` is sent behind ``job`` before its result is awaited, so the worker goes on to it at
+    once; a worker replaced because of ``job`` never ran it (``handle.holds(then)`` is false).
+    """
     started = time.monotonic()
     try:
-        raw = handle.evaluate(job, timeout, build_timeout)
+        if not handle.holds(job):
+            handle.submit(job, timeout, build_timeout)
+        if then is not None:
+            handle.submit(then, timeout, build_timeout)
+        raw = handle.collect()
     except WorkerFault as fault:
         handle.kill()
-        raw = {"fault": fault.status, "fault_message": str(fault), "trials": [], "tampered": []}
-    raw["wall_s"] = time.monotonic() - started
+        raw = {"fault": fault.status, "fault_message": str(fault), "trials": [], "tampered": [],
+               "wall_s": time.monotonic() - started}
     if raw.get("tampered") or raw.get("fatal"):
         handle.kill()  # the next job starts a clean worker
     raw["environment"] = handle.info.get("environment")
