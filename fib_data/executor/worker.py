@@ -277,10 +277,13 @@ class WorkerHandle:
         """Whether ``job`` was sent to the current worker process and its result is still to come."""
         return any(ident == id(job) for ident, _, _ in self.queued)
 
-    def collect(self) -> dict:
-        """The result of the oldest job sent. Its time limit counts from when the worker could
-        start it: when it was sent, or when the job before it finished."""
-        _, key, limit = self.queued[0]
+    def collect(self, job: Mapping | None = None) -> dict:
+        """The result of the oldest job sent (``job``, when given, must be that one: results come
+        in the order jobs were sent). Its time limit counts from when the worker could start it:
+        when it was sent, or when the job before it finished."""
+        ident, key, limit = self.queued[0]
+        if job is not None and ident != id(job):
+            raise RuntimeError("a job was sent to this worker ahead of the one collected")
         left = limit - (time.monotonic() - self.head_since)
         _, raw = self._receive(max(left, 0.0), f"evaluating (limit {limit:.0f} s)")
         self.queued.popleft()
@@ -321,7 +324,7 @@ def run_job(handle: WorkerHandle, job: Mapping, timeout: float, build_timeout: f
             handle.submit(job, timeout, build_timeout)
         if then is not None:
             handle.submit(then, timeout, build_timeout)
-        raw = handle.collect()
+        raw = handle.collect(job)
     except WorkerFault as fault:
         handle.kill()
         raw = {"fault": fault.status, "fault_message": str(fault), "trials": [], "tampered": [],
