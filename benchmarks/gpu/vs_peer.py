@@ -287,19 +287,19 @@ def main() -> int:
             ours = run_side(tmp, "ours")
             if args.baseline:
                 base = run_side(tmp, "ours", tree=args.baseline)
-                report["baseline"] = {"tree": args.baseline, "wall_s": base[1], "evaluations": base[2],
-                                      "wall_ratio_baseline_over_ours": base[1] / ours[1],
-                                      "phase_seconds": phase_totals(base[0].values()),
-                                      "latency_vs_ours": self_agreement(ours[0], base[0])}
+                report["baseline"] = {"tree": args.baseline, "wall_s": base.wall, "evaluations": base.n,
+                                      "wall_ratio_baseline_over_ours": base.wall / ours.wall,
+                                      "phase_seconds": phase_totals(base.rows.values()),
+                                      "latency_vs_ours": self_agreement(ours.rows, base.rows)}
             if not args.skip_launch:
                 ours_launch = run_side(tmp, "ours", hold=False)
             if args.ab_warmup is not None:
                 other = run_side(tmp, "ours", warmup_ms=args.ab_warmup)
                 again = run_side(tmp, "ours")  # the same settings again: the run-to-run noise floor
-                report["ab_warmup"] = {"warmup_ms": args.ab_warmup, "wall_s": other[1],
-                                       "latency_vs_default": self_agreement(ours[0], other[0]),
-                                       "default_rerun_wall_s": again[1],
-                                       "default_rerun_vs_default": self_agreement(ours[0], again[0])}
+                report["ab_warmup"] = {"warmup_ms": args.ab_warmup, "wall_s": other.wall,
+                                       "latency_vs_default": self_agreement(ours.rows, other.rows),
+                                       "default_rerun_wall_s": again.wall,
+                                       "default_rerun_vs_default": self_agreement(ours.rows, again.rows)}
         except Exception:
             traceback.print_exc()
             report["ours_error"] = traceback.format_exc()[-1500:]
@@ -311,33 +311,33 @@ def main() -> int:
                 report["scaling_error"] = traceback.format_exc()[-1500:]
     for name, res in (("peer", peer), ("ours", ours)):
         if res:
-            rows, wall, n, _ = res
+            rows, wall, n = res.rows, res.wall, res.n
             statuses: dict[str, int] = {}
             for r in rows.values():
                 statuses[r["status"]] = statuses.get(r["status"], 0) + 1
             report[name] = {"evaluations": n, "wall_s": wall, "evals_per_gpu_minute": n / (wall / 60),
                             "statuses": statuses}
     if ours:
-        report["ours"]["phase_seconds"] = phase_totals(ours[0].values())
-        report["ours"]["phase_seconds_by_group"] = phases_by_group(ours[0])
+        report["ours"]["phase_seconds"] = phase_totals(ours.rows.values())
+        report["ours"]["phase_seconds_by_group"] = phases_by_group(ours.rows)
         for key in ("host_enqueue_ms", "hold_ms"):  # per-row medians: what each timed call costs the GPU
-            found = sorted(r[key] for r in ours[0].values() if r.get(key))
+            found = sorted(r[key] for r in ours.rows.values() if r.get(key))
             if found:
                 report["ours"][f"{key}_median_p90"] = [statistics.median(found), found[int(0.9 * (len(found) - 1))]]
-        reps = sorted(r["reps"] for r in ours[0].values() if r.get("reps"))
+        reps = sorted(r["reps"] for r in ours.rows.values() if r.get("reps"))
         if reps:
             report["ours"]["timed_calls"] = {"median": statistics.median(reps), "min": reps[0], "max": reps[-1],
                                              "total": sum(reps),
-                                             "unheld": sum(r.get("unheld") or 0 for r in ours[0].values())}
+                                             "unheld": sum(r.get("unheld") or 0 for r in ours.rows.values())}
     if peer and ours:
-        report["agreement"] = {"all": agreement(ours[0], peer[0]),
-                               "peer_latency_at_least_0.2ms": agreement(ours[0], peer[0], 0.2)}
+        report["agreement"] = {"all": agreement(ours.rows, peer.rows),
+                               "peer_latency_at_least_0.2ms": agreement(ours.rows, peer.rows, 0.2)}
         if ours_launch:
             # Same method as the peer (host launch latency inside the interval): this is what
             # the two executors should agree on; the default (held) numbers exclude that latency.
-            report["agreement"]["ours_no_hold_all"] = agreement(ours_launch[0], peer[0])
-            report["agreement"]["ours_no_hold_peer_latency_at_least_0.2ms"] = agreement(ours_launch[0], peer[0], 0.2)
-            enq = [r["host_enqueue_ms"] for r in ours[0].values() if r.get("host_enqueue_ms")]
+            report["agreement"]["ours_no_hold_all"] = agreement(ours_launch.rows, peer.rows)
+            report["agreement"]["ours_no_hold_peer_latency_at_least_0.2ms"] = agreement(ours_launch.rows, peer.rows, 0.2)
+            enq = [r["host_enqueue_ms"] for r in ours.rows.values() if r.get("host_enqueue_ms")]
             if enq:
                 report["agreement"]["median_host_enqueue_ms"] = statistics.median(enq)
         report["throughput_ratio_ours_over_peer"] = (report["ours"]["evals_per_gpu_minute"]

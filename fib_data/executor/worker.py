@@ -213,9 +213,10 @@ class WorkerHandle:
         """Launch the process unless ``launch`` already did, preload modules, wait until ready."""
         if preload is not None:
             self.preload = tuple(preload)
-        if self.process is not None and self.process.is_alive() and self.info.get("pid") == self.process.pid:
+        alive = self.process is not None and self.process.is_alive()
+        if alive and self.info.get("pid") == self.process.pid:
             return self.info  # started already: a second preload message would read as a job
-        if self.process is None or not self.process.is_alive():
+        if not alive:
             self.launch()
         try:
             self.conn.send(("preload", self.preload))
