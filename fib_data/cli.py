@@ -326,8 +326,9 @@ def bench(dataset: Path = DatasetArg,
                                                      "(relative); 0 times exactly --reps calls."),
           warmup_ms: Optional[float] = typer.Option(None, help="Warm-up budget per timed function, at least 3 calls (default 1, after the correctness trials)."),
           hold: bool = typer.Option(True, "--hold/--no-hold",
-                                    help="Spin the GPU before each timed call so host launch latency "
-                                         "is not timed (--no-hold times it, as the peer does)."),
+                                    help="Hold the GPU before each timed call until the host has enqueued "
+                                         "it, so host launch latency is not timed (--no-hold times it, "
+                                         "as the peer does)."),
           prebuild: Optional[int] = typer.Option(None, help="Parallel build processes before timing "
                                                              "(default: up to 8 on GPU; 0: off)."),
           seed: int = typer.Option(0, help="Base seed for inputs."),

@@ -132,6 +132,41 @@ def test_batched_comparison_matches_an_elementwise_oracle(dtype):
     assert got[0][0] > 0 and got[1][0] == 0 and got[2][0] > 0  # the cases above cover both outcomes
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32, torch.float64])
+def test_quick_tolerance_check_passes_only_rows_the_full_comparison_passes(dtype):
+    from fib_data.executor.correctness import compare_rows, output_stats_many, trial_status, within_tolerance_rows
+
+    atol, rtol = 1e-2, 1e-2
+    special = [float("nan"), float("inf"), -float("inf"), 0.0, -0.0, 1.0, -3.0, 1e4, 1.019, 1.021, 0.009, 0.011]
+    base = torch.linspace(-2, 2, 64, dtype=torch.float64)
+    outs, refs = [], []
+    for r in special:  # one element of the row set to (out, ref) = (o, r); the rest equal
+        for o in special:
+            out, ref = base.clone(), base.clone()
+            out[7], ref[7] = o, (1.0 if r in (1.019, 1.021) else 0.0 if r in (0.009, 0.011) else r)
+            outs.append(out)
+            refs.append(ref)
+    outs, refs = torch.stack(outs).to(dtype), torch.stack(refs).to(dtype)
+    quick = within_tolerance_rows(outs, refs, atol, rtol).tolist()
+    full = compare_rows(outs, refs, atol, rtol).tolist()
+    for k, (ok, (bad, nonfinite, ref_nonfinite, *_)) in enumerate(zip(quick, full)):
+        finite = bool(torch.isfinite(outs[k]).all() and torch.isfinite(refs[k]).all())
+        if ok:
+            assert bad == nonfinite == ref_nonfinite == 0, k
+        if finite:  # where everything is finite the quick check is exact
+            assert ok == (bad == 0), (k, outs[k, 7].item(), refs[k, 7].item())
+    assert any(quick) and not all(quick)
+
+    # Whole statuses are the same either way, including rows the quick check sends on.
+    definition = {"outputs": [{"name": "y", "dtype": str(dtype).removeprefix("torch.")}],
+                  "tolerances": [{"dtype": str(dtype).removeprefix("torch."), "atol": atol, "rtol": rtol}]}
+    calls = [([o], [r], []) for o, r in zip(outs, refs)]
+    for ratio in (1.0, 0.9):
+        fast = [trial_status({"outputs": s}, ratio) for s in output_stats_many(definition, calls, errors=False)]
+        slow = [trial_status({"outputs": s}, ratio) for s in output_stats_many(definition, calls)]
+        assert fast == slow
+
+
 def test_input_checksums_see_any_changed_word_and_leave_the_inputs_alone():
     import numpy as np
 

@@ -43,6 +43,17 @@ def plan(batches: list[int]):
     return [(d, [{axis: b} for b in batches]) for d, _, axis in defs], {d["name"]: f for d, f, _ in defs}
 
 
+#: GEMMs long enough (about 1.6, 3.3 and 6.5 ms on an H100) that the peer's per-call host overhead,
+#: which its timer counts (about 0.15-0.2 ms on 0.01-0.05 ms kernels), fades: there both should agree.
+LARGE = (8192, 8192, [8192, 16384, 32768])
+
+
+def plan_large(_batches=None):
+    n, k, ms = LARGE
+    d = K.gemm(n, k)
+    return [(d, [{"m": m} for m in ms])], {d["name"]: "gemm"}
+
+
 def vendor_wheels(target: Path) -> list[str]:
     """Make wheels in wheels/ importable when their module is missing (and the wheel fits this Python)."""
     added = []
@@ -105,7 +116,8 @@ def run_ours(root: Path, hold: bool = True, **options) -> tuple[dict, float, int
 
     marks = {}
     result = run_bench(root, devices=[K.DEVICE], options=BenchOptions(hold=hold, **options), all_hardware=K.DEVICE == "cpu",
-                       on_start=lambda *_: marks.setdefault("first_job_s", time.monotonic() - started))
+                       on_start=lambda *_: marks.setdefault("first_job_s", time.monotonic() - started),
+                       on_row=lambda *_: marks.update(last_row_s=time.monotonic() - started))
     wall = time.monotonic() - started
     manifest = json.loads((root / "runs" / result["run_id"] / "manifest.json").read_text())
     marks.update(worker_start_s=manifest.get("worker_start_s"), wall_s=wall)
@@ -117,7 +129,7 @@ def run_ours(root: Path, hold: bool = True, **options) -> tuple[dict, float, int
                                                     "definition": r["definition"],
                                                     "flags": r["flags"], "phases": extra.get("phases_s") or {},
                                                     "host_enqueue_ms": extra.get("host_enqueue_ms"),
-                                                    "hold_ms": extra.get("hold_ms"),
+                                                    "hold_ms": extra.get("hold_ms"), "hold": extra.get("hold"),
                                                     "unheld": extra.get("unheld_calls"),
                                                     "reps": (r.get("timing") or {}).get("repetitions")}
     for p in (root / "data" / "evaluations").glob("run-*.parquet"):
@@ -132,7 +144,7 @@ class Side(NamedTuple):
     first_job_s: float | None  # ours: from the process start to its first job (imports, worker start)
 
 
-def run_side(tmp: Path, side: str, tree: str | None = None, **options) -> Side:
+def run_side(tmp: Path, side: str, tree: str | None = None, env_extra: dict | None = None, **options) -> Side:
     """One side in a fresh Python process, so neither inherits the other's imports, CUDA context
     or warmed-up state; its wall time counts its own imports, workers and run (not the interpreter
     start or this script's imports, which both sides share). ``tree``: a checkout whose
@@ -140,13 +152,13 @@ def run_side(tmp: Path, side: str, tree: str | None = None, **options) -> Side:
     result = tmp / f"{side}-{time.monotonic_ns()}.pkl"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--side", side, "--data", str(tmp), "--result", str(result),
            "--side-options", json.dumps(options)]
-    env = None
+    env = dict(os.environ, **(env_extra or {}))
     if tree:
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(tree).resolve()), os.environ.get("PYTHONPATH", "")]))
+        env["PYTHONPATH"] = os.pathsep.join([str(Path(tree).resolve()), os.environ.get("PYTHONPATH", "")])
     started = time.monotonic()
     subprocess.run(cmd, check=True, env=env)
     rows, wall, n, first = pickle.loads(result.read_bytes())
-    print(f"{side}{options or ''}{' from ' + tree if tree else ''}: {n} evaluations in {wall:.1f} s (process {time.monotonic() - started:.1f} s)", flush=True)
+    print(f"{side}{options or ''}{env_extra or ''}{' from ' + tree if tree else ''}: {n} evaluations in {wall:.1f} s (process {time.monotonic() - started:.1f} s)", flush=True)
     return Side(rows, wall, n, first)
 
 
@@ -159,11 +171,11 @@ def side_main(args) -> int:
     return 0
 
 
-def build_inputs(root: Path, batches: list[int]) -> tuple[list, object]:
+def build_inputs(root: Path, batches: list[int], planner=plan) -> tuple[list, object]:
     """Our dataset under ``root/ds`` and the same in the peer's JSON layout under ``root/trace``."""
     from fib_data.interop import export_json
 
-    steps, families = plan(batches)
+    steps, families = planner(batches)
     ds = K.dataset(root / "ds", steps, families)
     export_json(ds, root / "trace")
     return steps, ds
@@ -194,6 +206,23 @@ def scaling(tmp: Path, full: dict) -> dict:
         if out["ours"].get("per_evaluation_ms_after_start"):
             out["steady_ratio_ours_after_start_over_peer"] = (out["peer"]["per_evaluation_ms"]
                                                               / out["ours"]["per_evaluation_ms_after_start"])
+    return out
+
+
+def hold_figures(rows: dict) -> dict:
+    """Per-row medians of what each timed call costs the GPU, and timed calls (all, unheld)."""
+    out: dict = {}
+    for key in ("host_enqueue_ms", "hold_ms"):
+        found = sorted(r[key] for r in rows.values() if r.get(key))
+        if found:
+            out[f"{key}_median_p90"] = [statistics.median(found), found[int(0.9 * (len(found) - 1))]]
+    kinds = [r.get("hold") for r in rows.values() if r.get("hold")]
+    if kinds:
+        out["hold_kinds"] = {k: kinds.count(k) for k in set(kinds)}
+    reps = sorted(r["reps"] for r in rows.values() if r.get("reps"))
+    if reps:
+        out["timed_calls"] = {"median": statistics.median(reps), "min": reps[0], "max": reps[-1], "total": sum(reps),
+                              "unheld": sum(r.get("unheld") or 0 for r in rows.values())}
     return out
 
 
@@ -255,6 +284,11 @@ def main() -> int:
                         help="also run ours with this warm-up (ms) and compare it pair by pair with the default")
     parser.add_argument("--baseline", metavar="TREE",
                         help="also run ours from this checkout (an earlier commit) in the same call: a same-machine A/B")
+    parser.add_argument("--ab-env", metavar="KEY=VALUE",
+                        help="also run ours with this environment variable set (e.g. FIB_HOLD=spin) in the same call")
+    parser.add_argument("--large", action="store_true",
+                        help="only large GEMMs (LARGE), where the peer's per-call host overhead is a small share: "
+                             "latency agreement per pair")
     parser.add_argument("--scaling", action="store_true",
                         help="also run each side on one workload per definition: fixed cost and steady rate per side")
     parser.add_argument("--side", choices=["peer", "ours"], help=argparse.SUPPRESS)  # one side, in a child
@@ -267,7 +301,7 @@ def main() -> int:
     report: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        steps, ds = build_inputs(tmp, BATCHES[::4] if args.quick else BATCHES)
+        steps, ds = build_inputs(tmp, BATCHES[::4] if args.quick else BATCHES, plan_large if args.large else plan)
         report["evaluations_planned"] = ds.count("solutions") and sum(
             len(a) * sum(1 for s in ds.read("solutions").to_pylist() if s["definition"] == d["name"])
             for d, a in steps)
@@ -291,6 +325,14 @@ def main() -> int:
                                       "wall_ratio_baseline_over_ours": base.wall / ours.wall,
                                       "phase_seconds": phase_totals(base.rows.values()),
                                       "latency_vs_ours": self_agreement(ours.rows, base.rows)}
+            if args.ab_env:
+                key, _, value = args.ab_env.partition("=")
+                other = run_side(tmp, "ours", env_extra={key: value})
+                report["ab_env"] = {"env": args.ab_env, "wall_s": other.wall, "evaluations": other.n,
+                                    "wall_ratio_env_over_ours": other.wall / ours.wall,
+                                    "phase_seconds": phase_totals(other.rows.values()),
+                                    "latency_vs_ours": self_agreement(ours.rows, other.rows),
+                                    **hold_figures(other.rows)}
             if not args.skip_launch:
                 ours_launch = run_side(tmp, "ours", hold=False)
             if args.ab_warmup is not None:
@@ -320,15 +362,7 @@ def main() -> int:
     if ours:
         report["ours"]["phase_seconds"] = phase_totals(ours.rows.values())
         report["ours"]["phase_seconds_by_group"] = phases_by_group(ours.rows)
-        for key in ("host_enqueue_ms", "hold_ms"):  # per-row medians: what each timed call costs the GPU
-            found = sorted(r[key] for r in ours.rows.values() if r.get(key))
-            if found:
-                report["ours"][f"{key}_median_p90"] = [statistics.median(found), found[int(0.9 * (len(found) - 1))]]
-        reps = sorted(r["reps"] for r in ours.rows.values() if r.get("reps"))
-        if reps:
-            report["ours"]["timed_calls"] = {"median": statistics.median(reps), "min": reps[0], "max": reps[-1],
-                                             "total": sum(reps),
-                                             "unheld": sum(r.get("unheld") or 0 for r in ours.rows.values())}
+        report["ours"].update(hold_figures(ours.rows))
     if peer and ours:
         report["agreement"] = {"all": agreement(ours.rows, peer.rows),
                                "peer_latency_at_least_0.2ms": agreement(ours.rows, peer.rows, 0.2)}
@@ -340,9 +374,19 @@ def main() -> int:
             enq = [r["host_enqueue_ms"] for r in ours.rows.values() if r.get("host_enqueue_ms")]
             if enq:
                 report["agreement"]["median_host_enqueue_ms"] = statistics.median(enq)
+        report["pairs"] = [{"solution": sol, "workload": uuid, "definition": mine.get("definition"),
+                            "ours_ms": mine["latency_ms"], "peer_ms": (peer.rows.get((sol, uuid)) or {}).get("latency_ms"),
+                            "ours_no_hold_ms": (ours_launch.rows.get((sol, uuid)) or {}).get("latency_ms")
+                            if ours_launch else None}
+                           for (sol, uuid), mine in sorted(ours.rows.items())]
         report["throughput_ratio_ours_over_peer"] = (report["ours"]["evals_per_gpu_minute"]
                                                      / report["peer"]["evals_per_gpu_minute"])
-    print(json.dumps({k: v for k, v in report.items() if not k.endswith("_error")}, indent=2, default=str))
+    print(json.dumps({k: v for k, v in report.items() if not k.endswith("_error") and k != "pairs"}, indent=2,
+                     default=str))
+    if args.large:
+        for p in report.get("pairs", []):
+            print(f"{p['solution']:40} {p['workload'][:8]} ours {p['ours_ms']} no-hold {p['ours_no_hold_ms']} "
+                  f"peer {p['peer_ms']}")
     for k in ("peer_error", "ours_error"):
         if k in report:
             print(f"{k}:\n{report[k]}")

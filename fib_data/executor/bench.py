@@ -29,7 +29,7 @@ class BenchOptions:
     warmup_ms: float | None = None
     cuda_graph: bool = False
     l2_flush: bool = True
-    hold: bool = True                # GPU spin before the start event hides host launch latency
+    hold: bool = True                # GPU latch (or spin) before the start event hides host launch latency
     prebuild: int | None = None      # parallel build processes before timing; None: auto, 0: off
     seed: int = 0
     timeout: float = 300.0

@@ -171,6 +171,62 @@ class Hold:
         if cycles:
             self._sleep(cycles)
 
+    kind = "spin"
+
+    def arm_for(self, host_ms: list[float], lead_ms: float, stream) -> float:
+        """Enqueue the spin before the start event; returns the ms the host has to enqueue."""
+        cycles, hold_ms = self.cycles_for(host_ms, lead_ms)
+        self(cycles)
+        return hold_ms
+
+    def release(self) -> None:
+        pass
+
+    def covered(self, took_ms: float, hold_ms: float) -> bool:
+        return took_ms < hold_ms
+
+
+class LatchHold:
+    """``latch.Latch`` behind the spin's interface: the stream waits for the host's release, so
+    ``hold_ms`` is what the host took from arming to releasing (the most the GPU waited)."""
+
+    kind = "latch"
+
+    def __init__(self):
+        from .latch import Latch
+
+        self._latch = Latch(_cuda["current_stream"]().cuda_stream, _cuda["synchronize"])
+        self._armed = 0
+
+    def arm_for(self, host_ms: list[float], lead_ms: float, stream) -> float:
+        self._latch.arm(stream.cuda_stream)
+        self._armed = _clock_ns()
+        return 0.0
+
+    def release(self) -> None:
+        self._latch.release()
+        self._armed = (_clock_ns() - self._armed) / 1e6
+
+    def covered(self, took_ms: float, hold_ms: float) -> bool:
+        return self._latch.covered()
+
+    @property
+    def waited_ms(self) -> float:
+        return self._armed
+
+
+def make_hold():
+    """The latch where the driver loads it, else the calibrated spin (``FIB_HOLD=spin`` asks
+    for the spin: same-machine comparisons in ``benchmarks/gpu``)."""
+    import os
+
+    if os.environ.get("FIB_HOLD") == "spin":
+        return Hold()
+    try:
+        return LatchHold()
+    except Exception:  # LatchError, or a driver without the symbols: the spin needs only torch
+        return Hold()
+
 
 def measure_cuda(fn: Callable, prepare: Callable, finish: Callable, reps: int, n_sets: int,
                  flush: Callable[[], None] | None, hold: Hold | None = None,
@@ -197,14 +253,14 @@ def measure_cuda(fn: Callable, prepare: Callable, finish: Callable, reps: int, n
     for r in range(reps):
         i = r % n_sets
         start, stop, wide = ring[r % 2]
-        cycles, hold_ms = hold.cycles_for(seen, _flush_left(flush, flushed)) if hold is not None else (0, 0.0)
-        if cycles:
-            hold(cycles)
+        hold_ms = hold.arm_for(seen, _flush_left(flush, flushed), stream) if hold is not None else 0.0
         start.record(stream)
         t0 = _clock_ns()
         result = fn(*args)
         took = (_clock_ns() - t0) / 1e6
         stop.record(stream)
+        if hold is not None:
+            hold.release()  # after the stop event: the whole call is enqueued behind the latch
         sync()
         wide.record(stream)
         if last is not None:
@@ -215,8 +271,8 @@ def measure_cuda(fn: Callable, prepare: Callable, finish: Callable, reps: int, n
             args, flushed = _next_call(prepare, flush, (r + 1) % n_sets)
         finish(i, result, done)
         seen.append(took)
-        holds.append(hold_ms)
-        held.append(hold is not None and took < hold_ms)
+        holds.append(getattr(hold, "waited_ms", hold_ms))
+        held.append(hold is not None and hold.covered(took, hold_ms))
         samples.append(elapsed(start, stop))  # both events are done: synchronized above
         if should_stop is not None and should_stop(samples):
             break
@@ -228,7 +284,7 @@ def measure_cuda(fn: Callable, prepare: Callable, finish: Callable, reps: int, n
            "wide_ms": wides,
            "host_ms": seen[len(host_seen):]}
     if hold is not None:
-        out.update(held=held, hold_ms=holds)
+        out.update(held=held, hold_ms=holds, hold=hold.kind)
     return out
 
 

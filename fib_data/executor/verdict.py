@@ -152,6 +152,7 @@ def _extra(definition: Mapping, raw: Mapping, sol: dict, ref: dict, peaks: Mappi
         "median_ci_width": median_ci_width(timed["samples_ms"]) if timed.get("samples_ms") else None,
         "host_enqueue_ms": statistics.median(timed["host_ms"]) if timed.get("host_ms") else None,
         "hold_ms": statistics.median(timed["hold_ms"]) if timed.get("hold_ms") else None,
+        "hold": timed.get("hold"),
         "unheld_calls": sol.get("unheld"), "phases_s": raw.get("phases"),
     }
     if sampling.is_sampler(definition):
