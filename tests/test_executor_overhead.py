@@ -149,6 +149,22 @@ def test_stop_skips_the_worker_teardown(tmp_path):
     assert took < 2.0
 
 
+def test_a_stop_without_waiting_leaves_the_exit_to_a_reaper(tmp_path):
+    ds = data.build(tmp_path / "ds", batches=(4,))
+    handle = WorkerHandle("cpu", preload=())
+    handle.start()
+    process = handle.process
+    raw = handle.evaluate(_job(ds, "rmsnorm_h64", data.solution(data.RMSNORM, "v", data.HONEST_VALUE, False)),
+                          timeout=30)
+    assert _status(raw) == "ok"
+    handle.stop(wait=False)
+    assert handle.process is None and handle.conn is None
+    deadline = time.monotonic() + 10  # the reaper thread joins it; joining here as well would race it
+    while process.exitcode is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process.exitcode == 0  # its own exit, not a kill
+
+
 def test_a_launched_worker_waits_for_its_preload_list_and_starts_once(tmp_path):
     ds = data.build(tmp_path / "ds", batches=(4,))
     handle = WorkerHandle("cpu", preload=())

@@ -53,14 +53,26 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--out")
+    ap.add_argument("--only", help="comma-separated variant names")
     args = ap.parse_args()
     prefix = tempfile.mkdtemp(prefix="fib-pyc-")
     variants = {
         "default": {},
         "no_backend_autoload": {"TORCH_DEVICE_BACKEND_AUTOLOAD": "0"},
         "pycache_prefix": {"PYTHONPYCACHEPREFIX": prefix},
+        # Sandboxes such as gVisor make each page fault costly: fewer, larger pages may help.
+        "malloc_hugetlb": {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"},
+        "pymalloc_off_hugetlb": {"PYTHONMALLOC": "malloc", "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"},
+        "malloc_top_pad": {"PYTHONMALLOC": "malloc", "MALLOC_TOP_PAD_": str(1 << 30)},
     }
+    if args.only:
+        variants = {k: v for k, v in variants.items() if k in args.only.split(",")}
     facts = _bytecode_facts()
+    for path in ("/sys/kernel/mm/transparent_hugepage/enabled", "/proc/version"):
+        try:
+            facts[path] = open(path).read().strip()
+        except OSError as exc:
+            facts[path] = f"unreadable: {exc}"
     print(json.dumps(facts, indent=1), flush=True)
     times: dict[str, list] = {name: [] for name in variants}
     for r in range(args.rounds):

@@ -52,7 +52,7 @@ class LocalAgent:
         return self.handle.holds(job)
 
     def stop(self) -> None:
-        self.handle.stop()
+        self.handle.stop(wait=False)
 
 
 def distribute(jobs: Sequence[Mapping], n: int) -> list[deque]:

@@ -309,14 +309,30 @@ class WorkerHandle:
         self.blobs_held = set()
         self.queued.clear()  # what was sent is lost with the process
 
-    def stop(self) -> None:
-        if self.process is not None and self.process.is_alive():
+    def stop(self, wait: bool = True) -> None:
+        """Ask the worker to exit. ``wait=False`` returns at once and a thread reaps it: its exit
+        (the CUDA context's teardown, 0.1-0.3 s on an H100 machine) then overlaps what the
+        parent does next instead of ending every run."""
+        process = self.process
+        if process is not None and process.is_alive():
             try:
                 self.conn.send(("stop",))
-                self.process.join(10)
             except (BrokenPipeError, OSError):
                 pass
+            if not wait:
+                self.conn.close()
+                self.process, self.conn = None, None
+                threading.Thread(target=_reap, args=(process,), daemon=True, name="fib-worker-reaper").start()
+            else:
+                process.join(10)
         self.kill()
+
+
+def _reap(process, grace: float = 10.0) -> None:
+    process.join(grace)
+    if process.is_alive():
+        process.kill()
+        process.join(5)
 
 
 def run_job(handle: WorkerHandle, job: Mapping, timeout: float, build_timeout: float,
