@@ -209,6 +209,22 @@ def scaling(tmp: Path, full: dict) -> dict:
     return out
 
 
+def rounds(tmp: Path, peer: Side, ours: Side, n: int) -> dict:
+    """Whole-run walls of ``n`` rounds, the first being the runs already made (peer, then ours);
+    later rounds alternate which side goes first, so drift over the call and order effects
+    (a side running right after the other) fall on both. The ratio of each round's walls, and
+    their median, is the figure to quote: single runs on one machine moved by up to 25%."""
+    walls = [[peer.wall, ours.wall]]
+    for r in range(1, n):
+        order = ["ours", "peer"] if r % 2 else ["peer", "ours"]
+        got = {side: run_side(tmp, side).wall for side in order}
+        walls.append([got["peer"], got["ours"]])
+    ratios = [p / o for p, o in walls]
+    return {"walls_peer_ours_s": walls, "ratios": ratios, "median_ratio": statistics.median(ratios),
+            "median_wall_peer_s": statistics.median(p for p, _ in walls),
+            "median_wall_ours_s": statistics.median(o for _, o in walls)}
+
+
 def hold_figures(rows: dict) -> dict:
     """Per-row medians of what each timed call costs the GPU, and timed calls (all, unheld)."""
     out: dict = {}
@@ -289,6 +305,9 @@ def main() -> int:
     parser.add_argument("--large", action="store_true",
                         help="only large GEMMs (LARGE), where the peer's per-call host overhead is a small share: "
                              "latency agreement per pair")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run both sides this many times in all, alternating which goes first; "
+                             "report each round's throughput ratio and the median")
     parser.add_argument("--scaling", action="store_true",
                         help="also run each side on one workload per definition: fixed cost and steady rate per side")
     parser.add_argument("--side", choices=["peer", "ours"], help=argparse.SUPPRESS)  # one side, in a child
@@ -319,6 +338,8 @@ def main() -> int:
         ours = ours_launch = None
         try:
             ours = run_side(tmp, "ours")
+            if args.rounds > 1 and peer:
+                report["rounds"] = rounds(tmp, peer, ours, args.rounds)
             if args.baseline:
                 base = run_side(tmp, "ours", tree=args.baseline)
                 report["baseline"] = {"tree": args.baseline, "wall_s": base.wall, "evaluations": base.n,
