@@ -127,6 +127,7 @@ class Hold:
     """
 
     MAX_MS = 2.0
+    kind = "spin"
 
     def __init__(self):
         import torch
@@ -171,8 +172,6 @@ class Hold:
         if cycles:
             self._sleep(cycles)
 
-    kind = "spin"
-
     def arm_for(self, host_ms: list[float], lead_ms: float, stream) -> float:
         """Enqueue the spin before the start event; returns the ms the host has to enqueue."""
         cycles, hold_ms = self.cycles_for(host_ms, lead_ms)
@@ -196,23 +195,20 @@ class LatchHold:
         from .latch import Latch
 
         self._latch = Latch(_cuda["current_stream"]().cuda_stream, _cuda["synchronize"])
-        self._armed = 0
+        self._armed_ns = 0
+        self.waited_ms = 0.0  # the last call's, from arming to releasing
 
     def arm_for(self, host_ms: list[float], lead_ms: float, stream) -> float:
         self._latch.arm(stream.cuda_stream)
-        self._armed = _clock_ns()
+        self._armed_ns = _clock_ns()
         return 0.0
 
     def release(self) -> None:
         self._latch.release()
-        self._armed = (_clock_ns() - self._armed) / 1e6
+        self.waited_ms = (_clock_ns() - self._armed_ns) / 1e6
 
     def covered(self, took_ms: float, hold_ms: float) -> bool:
         return self._latch.covered()
-
-    @property
-    def waited_ms(self) -> float:
-        return self._armed
 
 
 def make_hold():

@@ -59,7 +59,7 @@ def _serve(conn, device: str) -> None:
     if device.startswith("cuda"):
         opening.join(60)
         torch.cuda.set_device(device)
-        torch.empty(1, device=device)  # opens the CUDA context here, where its cost is counted
+        torch.empty(1, device=device)  # torch's own CUDA start-up, counted here
     timing.capture_cuda()
     # Made here, before any solution code can patch what it relies on (torch, ctypes).
     hold = timing.make_hold() if device.startswith("cuda") else None
@@ -311,7 +311,7 @@ class WorkerHandle:
 
     def stop(self, wait: bool = True) -> None:
         """Ask the worker to exit. ``wait=False`` returns at once and a thread reaps it: its exit
-        (the CUDA context's teardown, 0.1-0.3 s on an H100 machine) then overlaps what the
+        (the CUDA context's teardown, about 0.2 s on an H100 machine) then overlaps what the
         parent does next instead of ending every run."""
         process = self.process
         if process is not None and process.is_alive():
