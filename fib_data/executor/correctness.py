@@ -244,16 +244,25 @@ def output_stats_many(definition: Mapping, calls: Sequence[tuple[Sequence, Seque
     return result
 
 
+def _stacked(groups: list, budget_bytes: int):
+    """For each group's (stats, out, ref) items, in runs within ``budget_bytes``: (stats dicts,
+    stacked outputs, stacked references, atol, rtol)."""
+    import torch
+
+    for (atol, rtol), items in groups:
+        for chunk in _batches(items, items[0][2].numel(), budget_bytes):
+            yield ([s for s, _, _ in chunk], torch.stack([o for _, o, _ in chunk]),
+                   torch.stack([r for _, _, r in chunk]), atol, rtol)
+
+
 def _fill_figures(groups: list, budget_bytes: int) -> None:
     """Full ``compare_rows`` figures for each group's (stats, out, ref) items, in one host copy."""
     import torch
 
     rows, owners = [], []
-    for (atol, rtol), items in groups:
-        for chunk in _batches(items, items[0][2].numel(), budget_bytes):
-            rows.append(compare_rows(torch.stack([o for _, o, _ in chunk]), torch.stack([r for _, _, r in chunk]),
-                                     atol, rtol))
-            owners.extend(s for s, _, _ in chunk)
+    for stats, outs, refs, atol, rtol in _stacked(groups, budget_bytes):
+        rows.append(compare_rows(outs, refs, atol, rtol))
+        owners.extend(stats)
     found = torch.cat([r.reshape(-1, 5) for r in rows]).tolist() if rows else []
     for s, figures in zip(owners, found):
         s.update(_figures(s["numel"], figures))
@@ -265,13 +274,10 @@ def _flagged(groups: list, budget_bytes: int) -> list:
     import torch
 
     checks, owners = [], []
-    for (atol, rtol), items in groups:
-        if not _arithmetic_float(items[0][2]):
-            continue
-        for chunk in _batches(items, items[0][2].numel(), budget_bytes):
-            checks.append(within_tolerance_rows(torch.stack([o for _, o, _ in chunk]),
-                                                torch.stack([r for _, _, r in chunk]), atol, rtol))
-            owners.extend(s for s, _, _ in chunk)
+    arithmetic = [(tol, items) for tol, items in groups if _arithmetic_float(items[0][2])]
+    for stats, outs, refs, atol, rtol in _stacked(arithmetic, budget_bytes):
+        checks.append(within_tolerance_rows(outs, refs, atol, rtol))
+        owners.extend(stats)
     passed = {id(s) for s, ok in zip(owners, torch.cat(checks).tolist() if checks else []) if ok}
     for s in owners:
         if id(s) in passed:
@@ -320,7 +326,7 @@ def compare_rows(outs, refs, atol: float, rtol: float):
         bad = (o != r).sum(1).to(f64)
         zero, flag = torch.zeros_like(bad), (bad > 0).to(f64)
         return torch.stack([bad, zero, zero, flag, flag], 1)
-    wide = f64 if r.dtype in (torch.float32, torch.float64) else torch.float32
+    wide = _wide(r.dtype)
     # This runs over every timed output, so it keeps to few full-size passes.
     o, r = o.to(wide), r.to(wide)
     ref_abs, diff = r.abs(), (o - r).abs_()
@@ -335,6 +341,13 @@ def compare_rows(outs, refs, atol: float, rtol: float):
     width = float(r.shape[1])
     return torch.stack([width - counts[:, 0], counts[:, 1] - counts[:, 2], width - counts[:, 1],
                         max_abs.to(f64), max_rel.to(f64)], 1)
+
+
+def _wide(dtype):
+    """The dtype comparisons compute in: float64 for 32- and 64-bit floats, float32 below."""
+    import torch
+
+    return torch.float64 if dtype in (torch.float32, torch.float64) else torch.float32
 
 
 def _arithmetic_float(t) -> bool:
@@ -353,7 +366,7 @@ def within_tolerance_rows(outs, refs, atol: float, rtol: float):
     n = refs.shape[0]
     if refs[0].numel() == 0:
         return torch.ones(n, dtype=torch.bool, device=refs.device)
-    wide = torch.float64 if refs.dtype in (torch.float32, torch.float64) else torch.float32
+    wide = _wide(refs.dtype)
     o, r = outs.reshape(n, -1).to(wide), refs.reshape(n, -1).to(wide)
     excess = (o - r).abs_().sub_(r.abs().mul_(rtol).add_(atol))
     return excess.amax(1) <= 0

@@ -61,7 +61,6 @@ class Latch:
     after the sync. Same role as ``timing.Hold``; raises ``LatchError`` where the driver cannot
     load it (the caller falls back to the spin)."""
 
-    kind = "latch"
     #: After this long the stream goes on without the host: the call is then not held.
     LIMIT_MS = 2.0
 
@@ -85,7 +84,6 @@ class Latch:
         self._args = (ctypes.c_uint64(device.value), ctypes.c_uint32(0), ctypes.c_uint64(int(limit_ms * 1e6)),
                       ctypes.c_uint64(device.value + 4))
         self._params = (ctypes.c_void_p * 4)(*[ctypes.cast(ctypes.pointer(a), ctypes.c_void_p) for a in self._args])
-        self.limit_ms = limit_ms
         self._self_test(stream, sync)
 
     def _self_test(self, stream: int, sync) -> None:
