@@ -85,9 +85,9 @@ def test_patched_timers_do_not_leak_into_the_next_solution_in_the_same_worker(tm
 
 
 @pytest.mark.gpu
-def test_side_stream_work_is_caught_on_gpu(tmp_path):
-    path = data.CHEATS / "side_stream.py"
-    cheat, expect = data.cheat(path)
+@pytest.mark.parametrize("name", ["side_stream", "side_stream_unordered"])
+def test_side_stream_work_is_caught_on_gpu(tmp_path, name):
+    cheat, expect = data.cheat(data.CHEATS / f"{name}.py")
     honest = data.solution(data.RMSNORM, "honest", data.HONEST_VALUE, False)
     ds = data.build(tmp_path / "ds", [cheat, honest], batches=(1 << 20,))  # ~0.5 ms of GPU work
     result = run_bench(ds.root, definitions=["rmsnorm_h64"], devices=["cuda:0"], all_hardware=True,

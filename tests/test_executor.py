@@ -226,18 +226,29 @@ def test_verdict_flags_implausible_speedups_and_work_outside_the_timed_stream():
     assert "wall_clock_gap" in row["flags"] and row["latency_ms"] == pytest.approx(0.5)
 
 
-def test_calls_not_covered_by_the_hold_are_left_out_of_the_median():
+def test_calls_the_spin_did_not_cover_are_left_out_of_the_median():
     from fib_data.executor.verdict import latency
 
     # Two calls took longer to enqueue than the spin lasted: their intervals hold launch latency.
     timed = {"samples_ms": [0.10, 0.11, 0.10, 0.30, 0.32], "wide_ms": [0.11, 0.12, 0.11, 0.31, 0.33],
-             "sync_overhead_ms": [0.01], "held": [True, True, True, False, False]}
+             "sync_overhead_ms": [0.01], "held": [True, True, True, False, False], "hold": "spin"}
     found = latency(timed)
     assert found["median"] == pytest.approx(0.10) and found["unheld"] == 2
     # Without a majority of held calls nothing is dropped (the figure then includes launch time).
     mostly_unheld = dict(timed, held=[True, False, False, False, False])
     assert latency(mostly_unheld)["median"] == pytest.approx(0.11)
     assert latency(mostly_unheld)["host_bound"] and not found["host_bound"]
+
+
+def test_calls_a_solution_let_go_past_the_latch_still_count():
+    """Under the latch a call goes unheld only when the solution syncs or stalls past its limit:
+    a solution must not be able to choose which of its calls are measured."""
+    from fib_data.executor.verdict import latency
+
+    timed = {"samples_ms": [0.10, 0.11, 0.10, 0.30, 0.32], "wide_ms": [0.11, 0.12, 0.11, 0.31, 0.33],
+             "sync_overhead_ms": [0.01], "held": [True, True, True, False, False], "hold": "latch"}
+    found = latency(timed)
+    assert found["median"] == pytest.approx(0.11) and found["unheld"] == 2 and not found["host_bound"]
 
 
 def test_rows_whose_calls_were_mostly_unheld_are_flagged_host_bound():
@@ -284,6 +295,26 @@ def test_timed_sets_share_integer_inputs_and_rotate_floats(tmp_path, monkeypatch
     calls = [line.split() for line in probe.read_text().splitlines()]  # trials, warm-up, then 8 timed
     assert len({t for _, t in calls[-8:]}) == 8, "the float input must rotate over distinct sets"
     assert len({r for r, _ in calls[-8:]}) == 1, "the integer input must be one tensor for all timed sets"
+
+
+def test_timed_calls_are_capped_where_their_kept_outputs_would_not_fit():
+    import torch
+
+    from fib_data.executor import evaluate as ev
+    from fib_data.executor.integrity import Snapshot
+
+    opts = {"reps": 50, "min_reps": 10}
+    job = {"options": opts}
+    pool = ev.Pool(make=None, capacity=2, ref_outputs=[(torch.empty(1000, dtype=torch.uint8),)])
+    gpu = ev.WorkerState(device="cuda:0", snapshot=Snapshot(), total_memory=40_000 / ev.KEPT_OUTPUTS_SHARE)
+    assert ev._reps_for_kept_outputs(gpu, job, pool) == 40  # 40 outputs of 1000 bytes fit
+    gpu.total_memory = 4_000 / ev.KEPT_OUTPUTS_SHARE
+    assert ev._reps_for_kept_outputs(gpu, job, pool) == 10  # never below min_reps
+    gpu.total_memory = 10 ** 12
+    assert ev._reps_for_kept_outputs(gpu, job, pool) == 50
+    assert ev._reps_for_kept_outputs(gpu, {"options": {"reps": 5}}, pool) == 5  # nor above reps
+    cpu = ev.WorkerState(device="cpu", snapshot=Snapshot())
+    assert ev._reps_for_kept_outputs(cpu, job, pool) == 50
 
 
 def test_bench_writes_one_part_file_with_full_rows(ds):

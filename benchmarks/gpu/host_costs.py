@@ -66,7 +66,7 @@ def main() -> None:
         "cuCtxSynchronize, idle": per_call_us(lambda: lib.cuCtxSynchronize(), n, sync),
         "elapsed_time (torch)": per_call_us(lambda: a.elapsed_time(b), n, sync),
         "cuEventElapsedTime": per_call_us(lambda: lib.cuEventElapsedTime(ctypes.byref(ms), ea, eb), n, sync),
-        "latch arm+release": per_call_us(lambda: (latch.arm_for([], 0.0, stream), latch.release()), n, sync),
+        "latch arm+release": per_call_us(lambda: (latch.prearm(stream), latch.arm_for([], 0.0, stream), latch.release()), n, sync),
         "spin torch.cuda._sleep(1)": per_call_us(lambda: torch.cuda._sleep(1), n, sync),
         "full NaN 4096 bf16 (torch)": per_call_us(lambda: torch.full((1, 4096), float("nan"), dtype=torch.bfloat16,
                                                                      device="cuda"), n, sync),

@@ -30,6 +30,9 @@ def libcuda():
         lib.cuModuleLoadData.argtypes = [p, ctypes.c_char_p]
         lib.cuModuleGetFunction.argtypes = [p, p, ctypes.c_char_p]
         lib.cuMemHostGetDevicePointer_v2.argtypes = [p, p, u]
+        lib.cuCtxGetDevice.argtypes = [p]
+        lib.cuDeviceGetAttribute.argtypes = [p, i, i]
+        lib.cuOccupancyMaxActiveBlocksPerMultiprocessor.argtypes = [p, p, i, ctypes.c_size_t]
         _lib = lib
     return _lib
 

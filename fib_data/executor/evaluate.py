@@ -378,10 +378,28 @@ def _timing(state: WorkerState, job: Mapping, reference, fn, raw: dict) -> None:
         kept.append((i, outs))
 
     warm = _call_args(job, _warm_copy(pool.get(0)), device, fills=fills)[0]
-    result = _measure(state, job, fn, prepare, finish, pool.capacity, warm_args=warm, raw=raw)
+    capped = dict(job, options=dict(job["options"], reps=_reps_for_kept_outputs(state, job, pool)))
+    result = _measure(state, capped, fn, prepare, finish, pool.capacity, warm_args=warm, raw=raw)
     with _phase(raw, "verify"):
         _verify(definition, pool, kept, reference, job, result)
     raw["timing"] = result
+
+
+#: Every timed call's outputs are kept until the loop ends (each is checked against the reference
+#: then): at most this share of the device's memory, whatever ``reps`` asks for.
+KEPT_OUTPUTS_SHARE = 0.25
+
+
+def _reps_for_kept_outputs(state: WorkerState, job: Mapping, pool: Pool) -> int:
+    """``reps``, lowered where that many kept outputs would not fit in ``KEPT_OUTPUTS_SHARE`` of
+    the device (the reference's outputs on set 0 have the solution's output sizes), but never
+    below ``min_reps``: 50 calls of a kernel writing 1 GiB would keep 50 GiB."""
+    reps = int(job["options"]["reps"])
+    if not state.device.startswith("cuda") or not pool.ref_outputs or pool.ref_outputs[0] is None:
+        return reps
+    out_bytes = _set_bytes(list(pool.ref_outputs[0]))
+    fit = int(KEPT_OUTPUTS_SHARE * _total_memory(state)) // max(out_bytes, 1)
+    return max(min(reps, fit), min(int(job["options"].get("min_reps", 10)), reps))
 
 
 def _verify(definition: Mapping, pool: Pool, kept: list, reference, job: Mapping, result: dict) -> None:

@@ -172,6 +172,9 @@ class Hold:
         if cycles:
             self._sleep(cycles)
 
+    def prearm(self, stream) -> None:
+        """Nothing: the spin is sized at ``arm_for``; started earlier it would run out sooner."""
+
     def arm_for(self, host_ms: list[float], lead_ms: float, stream) -> float:
         """Enqueue the spin before the start event; returns the ms the host has to enqueue."""
         cycles, hold_ms = self.cycles_for(host_ms, lead_ms)
@@ -196,10 +199,15 @@ class LatchHold:
 
         self._latch = Latch(_cuda["current_stream"]().cuda_stream, _cuda["synchronize"])
         self._armed_ns = 0
-        self.waited_ms = 0.0  # the last call's, from arming to releasing
+        self.waited_ms = 0.0  # the last call's, from the latch holding the device to its release
+
+    def prearm(self, stream) -> None:
+        """Launch the latch right behind the flush: it fills the SMs while the host still keeps its
+        books on the last call, and ``arm_for`` then rarely waits."""
+        self._latch.launch(stream.cuda_stream)
 
     def arm_for(self, host_ms: list[float], lead_ms: float, stream) -> float:
-        self._latch.arm(stream.cuda_stream)
+        self._latch.wait_ready()
         self._armed_ns = _clock_ns()
         return 0.0
 
@@ -231,9 +239,9 @@ def measure_cuda(fn: Callable, prepare: Callable, finish: Callable, reps: int, n
 
     ``wide_ms`` ends at an event recorded after ``torch.cuda.synchronize()`` (all streams), so
     work hidden on a side stream shows up there even when the stream's own events miss it.
-    ``hold`` (a GPU spin) runs after the flush and before the start event, sized from the host
-    enqueue times seen so far (``host_seen`` from warm-up, then every timed call); ``held`` marks
-    the calls the host had fully enqueued before the spin ended. ``should_stop`` ends the loop
+    ``hold`` (the latch, or a GPU spin sized from the host enqueue times seen so far: ``host_seen``
+    from warm-up, then every timed call) runs after the flush and before the start event; ``held``
+    marks the calls the host had fully enqueued before it ended. ``should_stop`` ends the loop
     early (see ``stop_rule``). Each call's arguments and flush are enqueued as soon as the previous
     call is done, so the GPU flushes while the host keeps its books.
     """
@@ -245,7 +253,7 @@ def measure_cuda(fn: Callable, prepare: Callable, finish: Callable, reps: int, n
     # Two sets of events, used in turn: a call's wide marker is read after the next call's sync.
     ring = [tuple(Event(enable_timing=True) for _ in range(3)) for _ in range(2)]
     last = None  # the previous call's (start, wide)
-    args, flushed = _next_call(prepare, flush, 0)
+    args, flushed = _next_call(prepare, flush, 0, hold, stream)
     for r in range(reps):
         i = r % n_sets
         start, stop, wide = ring[r % 2]
@@ -259,18 +267,22 @@ def measure_cuda(fn: Callable, prepare: Callable, finish: Callable, reps: int, n
             hold.release()  # after the stop event: the whole call is enqueued behind the latch
         sync()
         wide.record(stream)
+        covered = hold is not None and hold.covered(took, hold_ms)  # before the next call re-arms it
+        waited = getattr(hold, "waited_ms", hold_ms)
+        done, more = args, r + 1 < reps
+        if more:
+            args, flushed = _next_call(prepare, flush, (r + 1) % n_sets, hold, stream)
         if last is not None:
             wides.append(elapsed(*last))
         last = start, wide
-        done = args
-        if r + 1 < reps:
-            args, flushed = _next_call(prepare, flush, (r + 1) % n_sets)
         finish(i, result, done)
         seen.append(took)
-        holds.append(getattr(hold, "waited_ms", hold_ms))
-        held.append(hold is not None and hold.covered(took, hold_ms))
+        holds.append(waited)
+        held.append(covered)
         samples.append(elapsed(start, stop))  # both events are done: synchronized above
         if should_stop is not None and should_stop(samples):
+            if more and hold is not None:
+                hold.release()  # armed for a call that will not come
             break
     sync()
     if last is not None:
@@ -284,13 +296,18 @@ def measure_cuda(fn: Callable, prepare: Callable, finish: Callable, reps: int, n
     return out
 
 
-def _next_call(prepare: Callable, flush: Callable[[], None] | None, i: int) -> tuple[Any, int]:
+def _next_call(prepare: Callable, flush: Callable[[], None] | None, i: int, hold=None,
+               stream=None) -> tuple[Any, int]:
     """Set ``i``'s arguments (fresh output buffers first, so the flush evicts them too), then
-    the flush; returns them and when the flush was enqueued."""
+    the flush, then the latch behind it (``hold.prearm``); returns them and when the flush was
+    enqueued."""
     args = prepare(i)
     if flush is not None:
         flush()
-    return args, _clock_ns()
+    flushed = _clock_ns()
+    if hold is not None:
+        hold.prearm(stream)
+    return args, flushed
 
 
 def _flush_left(flush, flushed_ns: int) -> float:

@@ -61,9 +61,11 @@ def latency(timed: Mapping | None) -> dict:
         return {"median": None, "iqr": None, "gap": False}
     samples, wides = timed["samples_ms"], timed.get("wide_ms")
     held = timed.get("held")
-    if held and 2 * sum(held) >= len(held):
-        # Calls the host was still enqueueing when the hold ended have launch latency inside
-        # their interval; drop them while the held ones are the majority.
+    if held and timed.get("hold") == "spin" and 2 * sum(held) >= len(held):
+        # Calls the host was still enqueueing when the spin ended have launch latency inside
+        # their interval: the spin's length was a guess. Drop them while the held ones are the
+        # majority. The latch lets a call go unheld only when the solution itself syncs or
+        # stalls past its time limit; dropping those would let a solution pick which calls count.
         samples = [x for x, h in zip(samples, held) if h]
         wides = [x for x, h in zip(wides, held) if h] if wides else wides
     median, iqr = median_iqr(samples)
