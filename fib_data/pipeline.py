@@ -8,7 +8,7 @@ from typing import Sequence
 from rich.console import Console
 
 #: Columns of the leaderboard printed at the end (the full table is in the report).
-_BOARD_COLUMNS = ("definition", "rank", "solution", "language", "geomean_speedup", "coverage")
+_BOARD_COLUMNS = ("definition", "rank", "solution", "language", "geomean_speedup", "coverage", "flagged")
 
 
 def local_devices() -> list[str]:

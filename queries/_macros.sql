@@ -19,8 +19,8 @@ CREATE OR REPLACE MACRO latest_evaluations(tbl := 'evaluations') AS TABLE
     SELECT * EXCLUDE (key_hash__) FROM (SELECT * FROM h SEMI JOIN repeated USING (key_hash__))
     QUALIFY row_number() OVER (PARTITION BY solution, workload_uuid, hardware ORDER BY timestamp DESC) = 1;
 
--- Per definition, hardware and solution: workloads evaluated, passed and failed by kind, the
--- geometric-mean speedup over the passed ones and their speedups as a list (for fast_p and
+-- Per definition, hardware and solution: workloads evaluated, passed and failed by kind, passed
+-- ones the executor flagged for review, the geometric-mean speedup over the passed ones and their speedups as a list (for fast_p and
 -- quantiles without a second pass over the evaluations). n_workloads counts all of the
 -- definition's workloads. (Tables are named through query_table so that the macro can be created
 -- before they exist.)
@@ -28,7 +28,10 @@ CREATE OR REPLACE MACRO solution_scores(evaluations_tbl := 'evaluations', worklo
     WITH wl AS (SELECT definition, count(*) AS n_workloads FROM query_table(workloads_tbl) GROUP BY definition),
     ok AS (
         SELECT e.definition, e.hardware, e.solution, e.status,
-               CASE WHEN e.status = 'PASSED' AND e.speedup_factor > 0 THEN e.speedup_factor END AS speedup
+               CASE WHEN e.status = 'PASSED' AND e.speedup_factor > 0 THEN e.speedup_factor END AS speedup,
+               -- the executor's review flags: a speedup too large to trust, or work that ran
+               -- outside the timed stream (its latency then comes from the device-wide marker)
+               list_has_any(coalesce(e.flags, []), ['implausible_speedup', 'wall_clock_gap']) AS review
         FROM latest_evaluations(tbl := evaluations_tbl) e
     )
     SELECT e.definition, e.hardware, e.solution,
@@ -38,6 +41,7 @@ CREATE OR REPLACE MACRO solution_scores(evaluations_tbl := 'evaluations', worklo
            count(*) FILTER (WHERE e.status = 'RUNTIME_ERROR') AS runtime_errors,
            count(*) FILTER (WHERE e.status = 'TIMEOUT') AS timeouts,
            count(*) FILTER (WHERE e.status LIKE 'INCORRECT_%') AS incorrect,
+           count(*) FILTER (WHERE e.status = 'PASSED' AND e.review) AS flagged,
            exp(avg(ln(e.speedup))) AS geomean_speedup,
            list(e.speedup) FILTER (WHERE e.speedup IS NOT NULL) AS speedups,
            coalesce(any_value(wl.n_workloads), 0) AS n_workloads

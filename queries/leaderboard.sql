@@ -13,6 +13,8 @@
 --   coverage               passed / all workloads of the definition
 --   correctness_rate       passed / evaluated
 --   passed, evaluated, n_workloads
+--   flagged                passed workloads whose evaluation carries a review flag
+--                          (implausible_speedup, wall_clock_gap): look before trusting the rank
 SET VARIABLE definition = coalesce(getvariable('definition'), NULL::VARCHAR); -- @param only this definition (NULL: all)
 SET VARIABLE hardware = coalesce(getvariable('hardware'), NULL::VARCHAR); -- @param only this hardware (NULL: all)
 SET VARIABLE min_coverage = coalesce(getvariable('min_coverage'), 0.0::DOUBLE); -- @param drop solutions with coverage below this
@@ -24,7 +26,7 @@ SELECT s.definition, s.hardware,
        s.solution, sol.author, sol.language, s.geomean_speedup,
        s.passed / nullif(s.n_workloads, 0) AS coverage,
        s.passed / s.evaluated AS correctness_rate,
-       s.passed, s.evaluated, s.n_workloads
+       s.passed, s.evaluated, s.n_workloads, s.flagged
 FROM solution_scores() s
 LEFT JOIN solutions sol ON sol.name = s.solution
 WHERE (getvariable('definition') IS NULL OR s.definition = getvariable('definition'))

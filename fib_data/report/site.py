@@ -22,7 +22,7 @@ MAX_EVALUATIONS = 2000  # per definition page; the full list is one `fib query e
 INDEX_TOP = 10  # leaderboard rows per definition and hardware on the index; all on its own page
 PLOT_TOP = 6  # solutions drawn in a definition's latency plot (the best ranked)
 BOARD_COLUMNS = ["rank", "solution", "author", "language", "geomean_speedup", "coverage",
-                 "correctness_rate", "passed", "evaluated"]
+                 "correctness_rate", "passed", "evaluated", "flagged"]
 
 
 def build_report(ds, out: str | os.PathLike) -> Path:
