@@ -113,8 +113,9 @@ class LatchError(DriverError):
 
 class Latch:
     """``arm(stream)`` (``launch`` then ``wait_ready``) before the start event, ``release()``
-    after the stop event, ``covered()`` after the sync. Same role as ``timing.Hold``; raises ``LatchError`` where the driver cannot
-    load it or its self-test fails (the caller falls back to the spin)."""
+    after the stop event, ``covered()`` after the sync. Same role as ``timing.Hold``; raises
+    ``LatchError`` where the driver cannot load it or its self-test fails (the caller falls back
+    to the spin)."""
 
     #: After this long the stream goes on without the host: the call is then not held.
     LIMIT_MS = 2.0
