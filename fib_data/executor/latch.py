@@ -27,10 +27,11 @@ import time
 from .cuda_driver import DriverError, check as _check, libcuda
 
 # Thread 0 of each block counts its block in; the block that completes the count tells the host
-# (``ready``). Block 0 reads the host's flag (volatile, so every read goes to host memory) until
-# flag - ticket >= 0 (signed: tickets wrap), or past the time limit writes the ticket to the
-# `missed` word; either way it opens the device-side gate, which the other blocks poll. The other
-# threads wait at the block's barrier (non-aligned: warp 0 diverges), holding their SM's slots.
+# (``ready``). Then thread 0 polls until word - ticket >= 0 (signed: tickets wrap) or the time
+# limit passes: block 0 polls the host's flag (volatile, so every read goes to host memory), the
+# other blocks the device-side gate, which block 0 opens once it is done (past the time limit it
+# first writes the ticket to the `missed` word). The other threads wait at the block's barrier
+# (non-aligned: warp 0 diverges), holding their SM's slots.
 # ``fib_probe`` marks a host word when it runs: the self-test's other-stream kernel.
 _PTX = b"""
 .version 7.0
@@ -63,30 +64,20 @@ _PTX = b"""
     st.volatile.u32 [%rd7], %r1;
 COUNTED:
     mov.u32 %r6, %ctaid.x;
-    setp.ne.u32 %p4, %r6, 0;
-    @%p4 bra FOLLOW;
-LEAD:
-    ld.volatile.u32 %r2, [%rd1];
+    setp.eq.u32 %p4, %r6, 0;
+    selp.b64 %rd10, %rd1, %rd8, %p4;
+POLL:
+    ld.volatile.u32 %r2, [%rd10];
     sub.s32 %r3, %r2, %r1;
     setp.ge.s32 %p1, %r3, 0;
-    @%p1 bra OPEN;
+    @%p1 bra SEEN;
     mov.u64 %rd5, %globaltimer;
     sub.u64 %rd6, %rd5, %rd4;
     setp.lt.u64 %p2, %rd6, %rd2;
-    @%p2 bra LEAD;
-    st.volatile.u32 [%rd3], %r1;
-OPEN:
-    st.volatile.u32 [%rd8], %r1;
-    bra WAIT;
-FOLLOW:
-    ld.volatile.u32 %r2, [%rd8];
-    sub.s32 %r3, %r2, %r1;
-    setp.ge.s32 %p1, %r3, 0;
-    @%p1 bra WAIT;
-    mov.u64 %rd5, %globaltimer;
-    sub.u64 %rd6, %rd5, %rd4;
-    setp.lt.u64 %p2, %rd6, %rd2;
-    @%p2 bra FOLLOW;
+    @%p2 bra POLL;
+    @%p4 st.volatile.u32 [%rd3], %r1;
+SEEN:
+    @%p4 st.volatile.u32 [%rd8], %r1;
 WAIT:
     barrier.sync 0;
     ret;
