@@ -8,7 +8,9 @@ leaves the evaluations part file in DATASET/data/evaluations/. Rerunning resumes
 evaluations are not repeated, so a device session can split the work over several calls.
 ``--stop-after`` ends the run cleanly (SIGTERM to ourselves is avoided: the scheduler is simply
 given no more jobs) so the part file is written before a device call's limit. With $OUT set, the
-part files and the correctness table are copied there.
+part files and the correctness table are copied there. ``FIB_NO_JIT=1`` leaves out the solutions
+that need flashinfer's JIT or nvcc (their pre-builds alone take minutes, before ``--stop-after``
+can end anything).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def main() -> int:
     names = args.definition or [d["name"] for d in Dataset(root).read("definitions").to_pylist()]
     names = [n for n in names if not any(s in n for s in args.skip)]
     solutions = [s["name"] for s in Dataset(root).read("solutions").to_pylist()
-                 if not any(x in s["name"] for x in args.skip_solution)]
+                 if not any(x in s["name"] for x in args.skip_solution) and not (K.no_jit() and _jit(s))]
     started = time.monotonic()
     deadline = started + args.stop_after if args.stop_after else None
 
@@ -71,6 +73,11 @@ def main() -> int:
         with open(out / "correctness_table.md", "w") as f:
             subprocess.run([sys.executable, str(HERE / "correctness_table.py"), str(root), "--markdown"], stdout=f)
     return 0
+
+
+def _jit(solution: dict) -> bool:
+    """Needs flashinfer's JIT or nvcc (minutes per kernel): left out under FIB_NO_JIT=1."""
+    return solution["language"] in ("cuda", "cpp") or "flashinfer" in (solution.get("dependencies") or [])
 
 
 if __name__ == "__main__":
