@@ -124,6 +124,24 @@ def import_json(src: Path = typer.Argument(..., help="FlashInfer Trace folder (e
         console.print(f"skipped {len(result.rejects)} row(s); reasons in {result.rejects_path}")
 
 
+@app.command("import-evaluations")
+def import_evaluations(dataset: Path = typer.Argument(..., help="Dataset folder."),
+                       files: list[Path] = typer.Argument(..., help="Evaluations part files (run-*.parquet) "
+                                                          "from other runs, e.g. benchmarks/results/*/run-*.parquet.")) -> None:
+    """Add evaluations measured elsewhere (another machine's runs) to a dataset, one part file each.
+
+    Rows whose solution or workload the dataset does not hold, and keys already stored, are left out."""
+    from .errors import DataError
+    from .executor.store import import_runs
+
+    try:
+        found = import_runs(_open(dataset), files)
+    except DataError as exc:
+        _fail(str(exc))
+    cols = ["file", "rows", "imported", "unknown_solution_or_workload", "already_stored"]
+    print_rows(f"import into {dataset}", cols, [tuple(f[c] for c in cols) for f in found])
+
+
 @app.command("export-json")
 def export_json(dataset: Path = typer.Argument(..., help="Dataset folder."),
                 out: Path = typer.Argument(..., help="New folder for the FlashInfer Trace JSON.")) -> None:

@@ -201,3 +201,35 @@ def _mark(run_dir: Path, status: str) -> None:
 def done_keys(ds: Dataset) -> set[tuple]:
     return ds.keys("evaluations")
 
+
+
+def import_runs(ds: Dataset, paths: Iterable[Path]) -> list[dict]:
+    """Add evaluations part files made elsewhere (another machine's runs, e.g. the committed device
+    runs under ``benchmarks/results/``) to ``ds``, one part file each, keeping their run ids.
+
+    Every row is checked against the schema (a bad file raises ``DataError`` naming it, before
+    anything is written). Rows whose solution or workload this dataset does not hold (built from
+    other sources, or an older build) are left out, and so are keys already stored: importing
+    twice adds nothing. Newest runs go first, so of two runs with the same key the newer is kept,
+    as the leaderboard's newest-per-key rule would pick. Returns one summary per file."""
+    paths = sorted((Path(p) for p in paths), key=lambda p: p.name, reverse=True)
+    tables = [to_arrow("evaluations", pq.read_table(p), file=str(p)) for p in paths]  # all checked first
+    solutions = set(ds.read("solutions", columns=["content_hash"])["content_hash"].to_pylist())
+    workloads = set(ds.read("workloads", columns=["uuid"])["uuid"].to_pylist())
+    stored = ds.keys("evaluations")
+    out = []
+    for path, arrow in zip(paths, tables):
+        known, keep = 0, []
+        for i, (sol, wl, key) in enumerate(zip(arrow["solution_hash"].to_pylist(),
+                                               arrow["workload_uuid"].to_pylist(), _keys(arrow))):
+            if sol in solutions and wl in workloads:
+                known += 1
+                if key not in stored:
+                    keep.append(i)
+                    stored.add(key)
+        name = path.name if path.name.startswith("run-") else f"run-{new_run_id()}.parquet"
+        part = ds.append("evaluations", arrow.take(keep), name=name, check_keys=False) if keep else None
+        out.append({"file": str(path), "rows": arrow.num_rows, "imported": len(keep),
+                    "unknown_solution_or_workload": arrow.num_rows - known,
+                    "already_stored": known - len(keep), "part_file": str(part) if part else None})
+    return out
