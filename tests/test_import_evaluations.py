@@ -42,6 +42,15 @@ def test_a_run_from_elsewhere_is_imported_once(tmp_path, measured):
     assert ds.connect().sql("SELECT count(*) FROM evaluations").fetchall() == [(n,)]
     again = import_runs(ds, [part])
     assert again[0]["imported"] == 0 and again[0]["already_stored"] == n and ds.count("evaluations") == n
+    # Another machine's run under the same file name: new keys, so a new part file beside the first.
+    elsewhere = tmp_path / "other" / part.name
+    elsewhere.parent.mkdir()
+    table = pq.read_table(part)
+    pq.write_table(table.set_column(table.column_names.index("environment_hash"), "environment_hash",
+                                    [["another-machine"] * n]), elsewhere)
+    found = import_runs(ds, [elsewhere])[0]
+    assert found["imported"] == n and found["part_file"] != str(ds.table_dir("evaluations") / part.name)
+    assert ds.count("evaluations") == 2 * n
 
 
 def test_rows_of_solutions_or_workloads_the_dataset_lacks_are_left_out(tmp_path, measured):

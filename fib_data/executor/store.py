@@ -214,22 +214,31 @@ def import_runs(ds: Dataset, paths: Iterable[Path]) -> list[dict]:
     as the leaderboard's newest-per-key rule would pick. Returns one summary per file."""
     paths = sorted((Path(p) for p in paths), key=lambda p: p.name, reverse=True)
     tables = [to_arrow("evaluations", pq.read_table(p), file=str(p)) for p in paths]  # all checked first
-    solutions = set(ds.read("solutions", columns=["content_hash"])["content_hash"].to_pylist())
-    workloads = set(ds.read("workloads", columns=["uuid"])["uuid"].to_pylist())
+    held = (set(ds.read("solutions", columns=["content_hash"])["content_hash"].to_pylist()),
+            set(ds.read("workloads", columns=["uuid"])["uuid"].to_pylist()))
     stored = ds.keys("evaluations")
     out = []
     for path, arrow in zip(paths, tables):
-        known, keep = 0, []
-        for i, (sol, wl, key) in enumerate(zip(arrow["solution_hash"].to_pylist(),
-                                               arrow["workload_uuid"].to_pylist(), _keys(arrow))):
-            if sol in solutions and wl in workloads:
-                known += 1
-                if key not in stored:
-                    keep.append(i)
-                    stored.add(key)
+        known, keep = _importable(arrow, *held, stored)
         name = path.name if path.name.startswith("run-") else f"run-{new_run_id()}.parquet"
+        if (ds.table_dir("evaluations") / name).exists():  # part files are never rewritten
+            name = f"run-{new_run_id()}.parquet"
         part = ds.append("evaluations", arrow.take(keep), name=name, check_keys=False) if keep else None
         out.append({"file": str(path), "rows": arrow.num_rows, "imported": len(keep),
                     "unknown_solution_or_workload": arrow.num_rows - known,
                     "already_stored": known - len(keep), "part_file": str(part) if part else None})
     return out
+
+
+def _importable(arrow: pa.Table, solutions: set, workloads: set, stored: set) -> tuple[int, list[int]]:
+    """How many rows name a solution and workload the dataset holds, and which of those are new
+    (``stored`` grows by them, so a later file cannot add the same key)."""
+    known, keep = 0, []
+    rows = zip(arrow["solution_hash"].to_pylist(), arrow["workload_uuid"].to_pylist(), _keys(arrow))
+    for i, (solution, workload, key) in enumerate(rows):
+        if solution in solutions and workload in workloads:
+            known += 1
+            if key not in stored:
+                keep.append(i)
+                stored.add(key)
+    return known, keep
