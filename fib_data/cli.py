@@ -350,8 +350,8 @@ def bench(dataset: Path = DatasetArg,
           prebuild: Optional[int] = typer.Option(None, help="Parallel build processes before timing "
                                                              "(default: up to 8 on GPU; 0: off)."),
           seed: int = typer.Option(0, help="Base seed for inputs."),
-          stop_after: Optional[float] = typer.Option(None, help="Seconds; start no evaluation after "
-                                                     "this (rerun the command to resume)."),
+          stop_after: Optional[float] = typer.Option(None, help="Seconds; pre-builds end and no evaluation "
+                                                     "starts after this (rerun the command to resume)."),
           all_hardware: bool = typer.Option(False, "--all-hardware",
                                             help="Also run solutions whose target_hardware excludes "
                                                  "these devices.")) -> None:

@@ -317,6 +317,15 @@ def test_timed_calls_are_capped_where_their_kept_outputs_would_not_fit():
     assert ev._reps_for_kept_outputs(cpu, job, pool) == 50
 
 
+def test_prebuilds_end_by_the_runs_deadline():
+    from fib_data.executor.bench import build_budget
+
+    assert build_budget(420.0, None) == 420.0
+    assert build_budget(420.0, 130.0, now=lambda: 100.0) == 30.0  # the deadline comes first
+    assert build_budget(20.0, 130.0, now=lambda: 100.0) == 20.0
+    assert build_budget(420.0, 90.0, now=lambda: 100.0) <= 0  # past it: no pre-build at all
+
+
 def test_bench_writes_one_part_file_with_full_rows(ds):
     result = run_bench(ds.root, devices=["cpu"], options=BenchOptions(**FAST))
     assert result["statuses"] == {"PASSED": 5}

@@ -9,8 +9,8 @@ evaluations are not repeated, so a device session can split the work over severa
 ``--stop-after`` ends the run cleanly (SIGTERM to ourselves is avoided: the scheduler is simply
 given no more jobs) so the part file is written before a device call's limit. With $OUT set, the
 part files and the correctness table are copied there. ``FIB_NO_JIT=1`` leaves out the solutions
-that need flashinfer's JIT or nvcc (their pre-builds alone take minutes, before ``--stop-after``
-can end anything).
+that need flashinfer's JIT or nvcc (minutes of pre-build each; ``--stop-after`` also ends the
+pre-builds).
 """
 
 from __future__ import annotations

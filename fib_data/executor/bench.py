@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -137,14 +138,25 @@ def _start_all(agents, preload: tuple[str, ...]) -> list[dict]:
         return list(pool.map(lambda a: a.start(preload), agents))
 
 
-def _prebuild(todo: list[dict], agents, backend: str, options: BenchOptions, on_done=None) -> dict | None:
+def _prebuild(todo: list[dict], agents, backend: str, options: BenchOptions, on_done=None,
+              deadline: float | None = None) -> dict | None:
     gpus = [a for a in agents if a.device.startswith("cuda")]
-    if backend != "local" or not gpus or options.prebuild == 0:
+    budget = build_budget(options.build_timeout, deadline)
+    if backend != "local" or not gpus or options.prebuild == 0 or budget <= 0:
         return None
     from .prebuild import prebuild
 
-    return prebuild(todo, sorted({a.device for a in gpus}), options.prebuild, timeout=options.build_timeout,
+    return prebuild(todo, sorted({a.device for a in gpus}), options.prebuild, timeout=budget,
                     on_done=on_done, stamp=environment_hash(gpus[0].environment))
+
+
+def build_budget(build_timeout: float, deadline: float | None, now: Callable[[], float] | None = None) -> float:
+    """Seconds the parallel pre-builds may take: ``build_timeout``, and no later than the run's
+    deadline (pre-builds are jobs too; a solution left unbuilt is built by its worker, if its
+    evaluation still starts)."""
+    if deadline is None:
+        return build_timeout
+    return min(build_timeout, deadline - (now or time.monotonic)())
 
 
 def run_bench(root: str | Path, *, definitions=None, solutions=None, workloads=None,
@@ -155,8 +167,8 @@ def run_bench(root: str | Path, *, definitions=None, solutions=None, workloads=N
               on_prebuilt: Callable[[str, float, str | None], None] | None = None) -> dict:
     """Evaluate the selected (solution, workload) pairs not evaluated yet in this environment.
 
-    ``deadline`` (a ``time.monotonic()`` value): no job starts after it; the rest are left for a
-    rerun, which resumes.
+    ``deadline`` (a ``time.monotonic()`` value): the parallel pre-builds end by it and no job
+    starts after it; the rest are left for a rerun, which resumes.
     """
     from .scheduler import Scheduler
 
@@ -183,7 +195,7 @@ def run_bench(root: str | Path, *, definitions=None, solutions=None, workloads=N
         resolved = options.resolved(gpu)
         for job in todo:
             job["options"] = resolved
-        built = _prebuild(todo, agents, backend, options, on_prebuilt)
+        built = _prebuild(todo, agents, backend, options, on_prebuilt, deadline)
         run = store.RunStore(ds, store.new_run_id())
         run.start(backend=backend, devices=[a.name for a in agents], options=options.public(gpu),
                   selected=len(jobs), to_run=len(todo), recovered_runs=recovered,
