@@ -20,8 +20,8 @@ CREATE OR REPLACE MACRO latest_evaluations(tbl := 'evaluations') AS TABLE
     QUALIFY row_number() OVER (PARTITION BY solution, workload_uuid, hardware ORDER BY timestamp DESC) = 1;
 
 -- Per definition, hardware and solution: workloads evaluated, passed and failed by kind, passed
--- ones the executor flagged for review, the geometric-mean speedup over the passed ones and their speedups as a list (for fast_p and
--- quantiles without a second pass over the evaluations). n_workloads counts all of the
+-- ones the executor flagged for review, the geometric-mean speedup over the passed ones and their
+-- speedups as a list (for fast_p and quantiles without a second pass over the evaluations). n_workloads counts all of the
 -- definition's workloads. (Tables are named through query_table so that the macro can be created
 -- before they exist.)
 CREATE OR REPLACE MACRO solution_scores(evaluations_tbl := 'evaluations', workloads_tbl := 'workloads') AS TABLE
