@@ -65,9 +65,11 @@ def _warm(args: tuple) -> tuple[str, float, str | None]:
 
 
 def _child_init(jobs_per_build: int) -> None:
-    # Each flashinfer/torch-extension build runs ninja with MAX_JOBS compilers; several builds at
-    # once share the cores instead of each asking for all of them.
+    # Each flashinfer/torch-extension build runs ninja with MAX_JOBS compilers, and inductor a pool
+    # of as many compile processes; several builds at once share the cores instead of each asking
+    # for all of them.
     os.environ["MAX_JOBS"] = str(jobs_per_build)
+    os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", str(jobs_per_build))
 
 
 def _marker(job: Mapping, stamp: str) -> Path:

@@ -44,6 +44,11 @@ def _serve(conn, device: str) -> None:
     def lap(name: str) -> None:  # seconds since the previous step (start-up cost, in the manifest)
         steps[name] = time.monotonic() - born - sum(steps.values())
 
+    # Inductor compiles in a pool of up to 32 subprocesses, started at the first torch.compile;
+    # each imports torch, and they keep the cores busy for seconds while later evaluations are
+    # timed (a device run saw host enqueue times 4x longer and false wall_clock_gap flags on
+    # honest solutions). The pre-builds have filled inductor's caches, so compile in-process.
+    os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
     if not device.startswith("cuda"):
         os.environ.setdefault("TRITON_INTERPRET", "1")  # triton solutions run in its interpreter on CPU
     else:  # the context opens while torch imports (0.3 s on an H100 machine, of a 4-6 s start)
