@@ -21,6 +21,7 @@ from .integrity import Snapshot, watch_calls_into
 from .reference import REFERENCE_FILES, load_reference, normalize_outputs
 
 _POOL_SEED_BASE = 1_000_000  # pool sets never share a seed with correctness trials
+SYNC_CALIBRATION_REPS = 10  # empty calls per timing, about 0.3 ms
 
 
 @dataclass
@@ -70,7 +71,6 @@ class WorkerState:
     trials: dict = field(default_factory=dict)  # (workload key, trial) -> (inputs, reference outputs)
     flush: Any = None
     hold: Any = None
-    sync_overhead: list | None = None
     decoded: dict = field(default_factory=dict)  # sha256 -> the current workload's blob tensors
     total_memory: int | None = None
 
@@ -348,9 +348,9 @@ def _timed(state: WorkerState, opts: Mapping, fn, prepare, finish, n_sets: int, 
     result = timing.measure_cuda(fn, prepare, finish, reps, n_sets,
                                  state.flush if opts.get("l2_flush", True) else None,
                                  state.hold if opts.get("hold", True) else None, host_ms, should_stop=stop)
-    if state.sync_overhead is None:  # a property of the worker and device, measured once
-        state.sync_overhead = timing.sync_overhead_ms()
-    result["sync_overhead_ms"] = state.sync_overhead
+    # Measured again for each timing: a busy host (other processes) wakes from the sync late and
+    # lengthens every wide tail, which must not read as work hidden from the stream.
+    result["sync_overhead_ms"] = timing.sync_overhead_ms(SYNC_CALIBRATION_REPS)
     if fallback:
         result["fallback"] = fallback
     return result

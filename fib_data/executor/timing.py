@@ -248,7 +248,7 @@ def measure_cuda(fn: Callable, prepare: Callable, finish: Callable, reps: int, n
     Event, sync = _cuda["Event"], _cuda["synchronize"]
     stream = _cuda["current_stream"]()
     seen = list(host_seen)  # enqueue times: warm-up's, then each timed call's
-    wides, held, holds, samples = [], [], [], []
+    wides, held, holds, samples, waits, posts = [], [], [], [], [], []
     elapsed = _cuda["elapsed"]
     # Two sets of events, used in turn: a call's wide marker is read after the next call's sync.
     ring = [tuple(Event(enable_timing=True) for _ in range(3)) for _ in range(2)]
@@ -265,8 +265,13 @@ def measure_cuda(fn: Callable, prepare: Callable, finish: Callable, reps: int, n
         stop.record(stream)
         if hold is not None:
             hold.release()  # after the stop event: the whole call is enqueued behind the latch
+        t1 = _clock_ns()
+        posts.append((t1 - t0) / 1e6 - took)
         sync()
         wide.record(stream)
+        # For reviewing a wall_clock_gap: a busy host is slow both to reach the sync and to wake
+        # from it, where work hidden from the stream only lengthens the wait.
+        waits.append((_clock_ns() - t1) / 1e6)
         covered = hold is not None and hold.covered(took, hold_ms)  # before the next call re-arms it
         waited = getattr(hold, "waited_ms", hold_ms)
         done, more = args, r + 1 < reps
@@ -290,6 +295,8 @@ def measure_cuda(fn: Callable, prepare: Callable, finish: Callable, reps: int, n
     out = {"timer": "cuda_event",
            "samples_ms": samples,
            "wide_ms": wides,
+           "sync_ms": waits,
+           "post_ms": posts,
            "host_ms": seen[len(host_seen):]}
     if hold is not None:
         out.update(held=held, hold_ms=holds, hold=hold.kind)

@@ -18,7 +18,8 @@ from .timing import median_ci_width, median_iqr
 
 IMPLAUSIBLE_SPEEDUP = 10.0
 #: A device-wide end marker later than the stream's own stop event by more than this (beyond the
-#: measured host round trip) means work ran outside the timed stream.
+#: host round trip: an empty call's, or the other side's of the same evaluation, whichever is
+#: longer) means work ran outside the timed stream.
 GAP_FLOOR_MS = 0.02
 GAP_FRACTION = 0.25
 
@@ -55,8 +56,20 @@ def decide(raw: Mapping, ratio: float = 1.0) -> tuple[str, str, list[str]]:
     return "PASSED", "", flags
 
 
-def latency(timed: Mapping | None) -> dict:
-    """Median and IQR, corrected to the device-wide marker when work escaped the timed stream."""
+def tail_ms(timed: Mapping | None) -> float:
+    """Median of what the device-wide marker adds to the stream's interval, per call."""
+    if not timed or not timed.get("wide_ms"):
+        return 0.0
+    return statistics.median(w - s for w, s in zip(timed["wide_ms"], timed["samples_ms"]))
+
+
+def latency(timed: Mapping | None, control_tail_ms: float = 0.0) -> dict:
+    """Median and IQR, corrected to the device-wide marker when work escaped the timed stream.
+
+    ``control_tail_ms``: the marker's median tail for the other side of the same evaluation (the
+    reference for the solution, and the other way round). A busy host wakes from the sync late,
+    and the tail grows for both sides alike; work hidden from the stream lengthens one side's only.
+    """
     if not timed:
         return {"median": None, "iqr": None, "gap": False}
     samples, wides = timed["samples_ms"], timed.get("wide_ms")
@@ -73,7 +86,7 @@ def latency(timed: Mapping | None) -> dict:
     out = {"median": median, "iqr": iqr, "gap": False, "unheld": unheld,
            "host_bound": bool(held) and 2 * unheld > len(held)}
     if wides:
-        overhead = statistics.median(timed.get("sync_overhead_ms") or [0.0])
+        overhead = max(statistics.median(timed.get("sync_overhead_ms") or [0.0]), control_tail_ms)
         tails = [w - s for w, s in zip(wides, samples)]
         excess = statistics.median(tails) - overhead
         out["gap_ms"] = excess
@@ -97,7 +110,8 @@ def evaluation_row(job: Mapping, raw: Mapping, run_id: str, device: str, options
     definition, workload, solution = job["definition"], job["workload"], job["solution"]
     status, why, flags = decide(raw, options.get("required_matched_ratio", 1.0))
     env = raw.get("environment") or {}
-    sol, ref = latency(raw.get("timing")), latency(raw.get("reference_timing"))
+    timed, reference = raw.get("timing"), raw.get("reference_timing")
+    sol, ref = latency(timed, tail_ms(reference)), latency(reference, tail_ms(timed))
     passed = status == "PASSED" and sol["median"]
     row: dict[str, Any] = {
         "run_id": run_id, "definition": definition["name"], "workload_uuid": workload["uuid"],
@@ -116,8 +130,8 @@ def evaluation_row(job: Mapping, raw: Mapping, run_id: str, device: str, options
             flags.append("implausible_speedup")
     if sol["gap"]:
         flags.append("wall_clock_gap")
-    timed = raw.get("timing") or {}
-    if timed.get("fallback") or (raw.get("reference_timing") or {}).get("fallback"):
+    timed = timed or {}
+    if timed.get("fallback") or (reference or {}).get("fallback"):
         flags.append("mixed_timers")
     if timed and timed.get("input_sets", 0) < len(timed.get("samples_ms") or []):
         flags.append("input_sets_reused")
@@ -154,6 +168,8 @@ def _extra(definition: Mapping, raw: Mapping, sol: dict, ref: dict, peaks: Mappi
         "median_ci_width": median_ci_width(timed["samples_ms"]) if timed.get("samples_ms") else None,
         "host_enqueue_ms": statistics.median(timed["host_ms"]) if timed.get("host_ms") else None,
         "hold_ms": statistics.median(timed["hold_ms"]) if timed.get("hold_ms") else None,
+        "sync_wait_ms": statistics.median(timed["sync_ms"]) if timed.get("sync_ms") else None,
+        "post_call_ms": statistics.median(timed["post_ms"]) if timed.get("post_ms") else None,
         "hold": timed.get("hold"),
         "unheld_calls": sol.get("unheld"), "phases_s": raw.get("phases"),
     }
