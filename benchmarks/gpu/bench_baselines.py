@@ -1,6 +1,7 @@
 """Evaluate every shipped baseline solution on its default workloads, on this machine's GPUs.
 
     python benchmarks/gpu/bench_baselines.py [DATASET] [--profile full] [--stop-after SECONDS]
+                                             [--known benchmarks/results/*/run-*.parquet]
 
 Builds the shipped dataset (``fib build``'s content) into DATASET (default ./flashinfer-bench) if
 it is not there, runs the executor on every GPU (solutions are pre-built in parallel first), and
@@ -10,7 +11,9 @@ evaluations are not repeated, so a device session can split the work over severa
 given no more jobs) so the part file is written before a device call's limit. With $OUT set, the
 part files and the correctness table are copied there. ``FIB_NO_JIT=1`` leaves out the solutions
 that need flashinfer's JIT or nvcc (minutes of pre-build each; ``--stop-after`` also ends the
-pre-builds).
+pre-builds). ``--known`` imports part files measured earlier (``fib import-evaluations``) before the
+run, so only what they lack for this machine's environment is measured; only the new part file goes
+to $OUT.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ def main() -> int:
     from fib_data.curated.build import build_dataset
     from fib_data.dataset import Dataset
     from fib_data.executor.bench import BenchOptions, parse_devices, run_bench
+    from fib_data.executor.store import import_runs
 
     parser = argparse.ArgumentParser()
     parser.add_argument("dataset", nargs="?", type=Path, default=Path("flashinfer-bench"))
@@ -40,10 +44,14 @@ def main() -> int:
     parser.add_argument("--definition", action="append", default=None)
     parser.add_argument("--skip", action="append", default=[], help="skip definitions containing this")
     parser.add_argument("--skip-solution", action="append", default=[], help="skip solutions containing this")
+    parser.add_argument("--known", nargs="*", type=Path, default=[], help="earlier part files to resume from")
     args = parser.parse_args()
     root = args.dataset
     if not (root / "data").is_dir():
         build_dataset(root, args.profile)
+    if args.known:
+        imported = sum(f["imported"] for f in import_runs(Dataset(root), args.known))
+        print(f"imported {imported} earlier evaluations from {len(args.known)} part files", flush=True)
     names = args.definition or [d["name"] for d in Dataset(root).read("definitions").to_pylist()]
     names = [n for n in names if not any(s in n for s in args.skip)]
     solutions = [s["name"] for s in Dataset(root).read("solutions").to_pylist()
@@ -68,8 +76,8 @@ def main() -> int:
     K.save_json("bench_baselines.json", summary)
     out = K.out_dir()
     if out:
-        for p in (root / "data" / "evaluations").glob("*.parquet"):
-            shutil.copy(p, out / p.name)
+        if result["part_file"]:
+            shutil.copy(result["part_file"], out / Path(result["part_file"]).name)
         with open(out / "correctness_table.md", "w") as f:
             subprocess.run([sys.executable, str(HERE / "correctness_table.py"), str(root), "--markdown"], stdout=f)
     return 0
