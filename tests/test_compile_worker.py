@@ -6,9 +6,8 @@ through one shared dynamo frame. Here one CPU worker really compiles (FIB_COMPIL
 solutions over two or three shapes each (batch 1 specialises, so ~13 compiled graphs).
 
 Inductor also compiles inside the worker. By default its first compile starts a pool of compile
-subprocesses, one per core (up to 32). On the H100 machine their imports kept 16 cores busy while
-later evaluations were timed: host times were 4x longer, and honest solutions were flagged
-wall_clock_gap.
+subprocesses, one per core (up to 32), each importing torch. On the H100 machine, host times were
+up to 4x longer in the seconds after a compile, and honest solutions were flagged wall_clock_gap.
 """
 
 from __future__ import annotations

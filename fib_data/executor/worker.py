@@ -45,9 +45,9 @@ def _serve(conn, device: str) -> None:
         steps[name] = time.monotonic() - born - sum(steps.values())
 
     # Inductor compiles in a pool of up to 32 subprocesses, started at the first torch.compile;
-    # each imports torch, and they keep the cores busy for seconds while later evaluations are
-    # timed (a device run saw host enqueue times 4x longer and false wall_clock_gap flags on
-    # honest solutions). The pre-builds have filled inductor's caches, so compile in-process.
+    # each imports torch, which can keep the cores busy for seconds while later evaluations are
+    # timed (on the H100, host enqueue times were up to 4x longer in the seconds after a compile).
+    # The pre-builds have filled inductor's caches, so compile in-process.
     os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
     if not device.startswith("cuda"):
         os.environ.setdefault("TRITON_INTERPRET", "1")  # triton solutions run in its interpreter on CPU
