@@ -21,7 +21,6 @@ from .integrity import Snapshot, watch_calls_into
 from .reference import REFERENCE_FILES, load_reference, normalize_outputs
 
 _POOL_SEED_BASE = 1_000_000  # pool sets never share a seed with correctness trials
-SYNC_CALIBRATION_REPS = 10  # empty calls per timing, about 0.3 ms
 
 
 @dataclass
@@ -350,7 +349,7 @@ def _timed(state: WorkerState, opts: Mapping, fn, prepare, finish, n_sets: int, 
                                  state.hold if opts.get("hold", True) else None, host_ms, should_stop=stop)
     # Measured again for each timing: a busy host (other processes) wakes from the sync late and
     # lengthens every wide tail, which must not read as work hidden from the stream.
-    result["sync_overhead_ms"] = timing.sync_overhead_ms(SYNC_CALIBRATION_REPS)
+    result["sync_overhead_ms"] = timing.sync_overhead_ms()
     if fallback:
         result["fallback"] = fallback
     return result

@@ -202,7 +202,6 @@ def done_keys(ds: Dataset) -> set[tuple]:
     return ds.keys("evaluations")
 
 
-
 def import_runs(ds: Dataset, paths: Iterable[Path]) -> list[dict]:
     """Add evaluations part files made elsewhere (another machine's runs, e.g. the committed device
     runs under ``benchmarks/results/``) to ``ds``, one part file each, keeping their run ids.
